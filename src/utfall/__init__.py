@@ -1,0 +1,3 @@
+"""Utfall: systematic outcome follow-up in addiction and dependence care."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Analytics over the canonical schema: indicators, statistics, disclosure control."""
