@@ -1,0 +1,1 @@
+"""Access control, pseudonymisation and the audit log."""

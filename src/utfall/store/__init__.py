@@ -1,0 +1,1 @@
+"""Operational store: SQLAlchemy 2.x models, Alembic migrations, bulk loading."""
