@@ -17,7 +17,7 @@ def pnr(yymmdd: str, serial: str, century: str = "19", sep: str = "-") -> str:
 P1 = pnr("800101", "123")  # male (serial digit 3 odd)
 P2 = pnr("900215", "246")  # female
 P3 = pnr("850375", "111")  # samordningsnummer (day 15 + 60), male
-P4 = pnr("020610", "228")  # born 2002, female
+P4 = pnr("020610", "228", century="20")  # born 2002, female
 
 TABLES: dict[str, list[dict[str, str]]] = {
     "units": [

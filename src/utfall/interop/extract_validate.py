@@ -105,6 +105,7 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
             out.errors.append(Problem(path.name, 1, "(file)",
                                       "not a table of extract format v1"))
     raw: dict[str, RawTable] = {}
+    broken: set[str] = set()  # present but unusable: skip references into them
     for name in spec.ORDER:
         table = read_table(folder, name)
         if table is None:
@@ -114,13 +115,15 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
         out.errors.extend(table.problems)
         if table.frame is not None and _check_header(table, out):
             raw[name] = table
+        else:
+            broken.add(name)
 
     progs = programmes or spec.DEFAULT_PROGRAMMES
     frames: dict[str, pl.DataFrame] = {}
     units = _units(raw.get("units"), out)
     persons = _persons(raw.get("persons"), out, secret_key, today)
     unit_ids = units["unit_id"] if units is not None else pl.Series("unit_id", [], pl.String)
-    ctx = _Context(out, today, unit_ids, persons, secret_key)
+    ctx = _Context(out, today, unit_ids, persons, secret_key, broken)
     if units is not None:
         frames["units"] = units
     if persons is not None:
@@ -176,6 +179,7 @@ def _check_header(table: RawTable, out: _Collector) -> bool:
     known = {c.name for c in columns}
     ok = True
     seen: set[str] = set()
+    unknown: list[str] = []
     for name in table.header:
         if name in seen:
             out.errors.append(Problem(table.file, 1, name, "column appears twice in the header"))
@@ -186,12 +190,14 @@ def _check_header(table: RawTable, out: _Collector) -> bool:
         if name not in known and not is_item:
             out.errors.append(Problem(table.file, 1, name or "(empty)",
                                       "unknown column (not in extract format v1)"))
-            ok = False
+            unknown.append(name)
     for col in columns:
         if col.name not in seen and (col.required or col.kind.startswith("ref_")) \
                 and col.kind != "ref_contact":
             out.errors.append(Problem(table.file, 1, col.name, "required column is missing"))
             ok = False
+    if ok and unknown and table.frame is not None:
+        table.frame = table.frame.drop([u for u in unknown if u in table.frame.columns])
     return ok
 
 
@@ -328,6 +334,7 @@ class _Context:
     unit_ids: pl.Series
     persons: pl.DataFrame | None
     secret: bytes
+    broken: set[str]
     _extra: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def resolve_persons(self, table: RawTable, df: pl.DataFrame) -> pl.DataFrame:
@@ -360,7 +367,8 @@ class _Context:
                                        "_perr": pl.String})
             df = df.join(fix, on="person_id", how="left")
             out_err = df.filter(pl.col("_perr").is_not_null())
-            self.out.fail(file, out_err, pl.lit(True), "person_id", pl.col("_perr"))
+            if "persons" not in self.broken:
+                self.out.fail(file, out_err, pl.lit(True), "person_id", pl.col("_perr"))
             extra = persons.select(pl.col("person_key").alias("_key2"),
                                    pl.col("_birth").alias("_b2"),
                                    pl.col("death_date").alias("_d2"))
@@ -369,7 +377,7 @@ class _Context:
                 pl.coalesce("_birth", "_b2").alias("_birth"),
                 pl.coalesce("_death", "_d2").alias("_death"),
             ).drop("_key2", "_perr", "_b2", "_d2")
-        self.out.fail(file, df, pl.col("unit_id").is_not_null()
+        self.out.fail(file, df, pl.lit("units" not in self.broken) & pl.col("unit_id").is_not_null()
                       & ~pl.col("unit_id").is_in(self.unit_ids.implode()),
                       "unit_id", pl.format("no unit '{}' in units", pl.col("unit_id")))
         return df
@@ -393,7 +401,7 @@ def _row_keys(df: pl.DataFrame, parts: list[str]) -> pl.DataFrame:
     con = duckdb.connect()
     try:
         con.register("natural_keys", natural.to_arrow())
-        keys = con.sql("select md5(k) as row_key from natural_keys").fetch_arrow_table()
+        keys = con.sql("select md5(k) as row_key from natural_keys").to_arrow_table()
     finally:
         con.close()
     return df.with_columns(pl.Series("row_key", keys.column("row_key")))
@@ -455,7 +463,8 @@ def _procedures(table: RawTable, ctx: _Context, contacts: pl.DataFrame | None) -
     else:
         df = df.with_columns(pl.lit(None, pl.String).alias("_cpk"))
     linked = pl.col("contact_id").is_not_null()
-    out.fail(file, df, linked & pl.col("_cpk").is_null(), "contact_id",
+    out.fail(file, df, linked & pl.col("_cpk").is_null() & pl.lit("contacts" not in ctx.broken),
+             "contact_id",
              pl.format("no contact '{}' in contacts", pl.col("contact_id")))
     out.fail(file, df, linked & pl.col("_cpk").is_not_null() & pl.col("person_key").is_not_null()
              & (pl.col("_cpk") != pl.col("person_key")), "contact_id",

@@ -1,0 +1,5 @@
+"""``python -m utfall`` runs the CLI."""
+
+from utfall.cli import main
+
+main()
