@@ -49,8 +49,9 @@ def alembic_config(engine: Engine):
     return cfg
 
 
-def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (default: the newest)."""
+def upgrade(engine: Engine | None = None, revision: str = "heads") -> None:
+    """Migrate the database to ``revision`` (default: every head, so independent
+    migration branches of separate modules all apply)."""
     from alembic import command
 
     command.upgrade(alembic_config(engine or get_engine()), revision)
