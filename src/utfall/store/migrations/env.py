@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from alembic import context
 
+import utfall.store
 from utfall.config import get_settings
 from utfall.store.models import Base
+
+# every ``utfall.store.models*`` module contributes tables to the metadata
+for _info in pkgutil.iter_modules(utfall.store.__path__):
+    if _info.name.startswith("models"):
+        importlib.import_module(f"utfall.store.{_info.name}")
 
 config = context.config
 target_metadata = Base.metadata
