@@ -15,7 +15,8 @@ import datetime as dt
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,17 +84,38 @@ def import_extract(folder: Path, engine: Engine, *, settings: Settings | None = 
     ensure_schema(engine)
     vault = IdentityVault(settings.effective_encryption_key)
     actor = actor or Actor(os.environ.get("USER", "cli"), "system")
-    with engine.begin() as conn:
+    with engine.connect() as conn, _bulk_mode(conn), conn.begin():
         batch_id = _start_batch(conn, validated, started)
         load_validated(conn, validated, vault, batch_id, progress)
         _checkpoint("before-commit")
-        conn.execute(ImportBatch.__table__.update().where(ImportBatch.id == batch_id).values(
-            finished_at=dt.datetime.now(dt.UTC)))
+        conn.execute(ImportBatch.__table__.update().where(ImportBatch.id == batch_id)
+                     .values(finished_at=dt.datetime.now(dt.UTC)))
         log_event(conn, actor, "import", None, {
-            "folder": Path(folder).name, "batch_id": batch_id, "rows": validated.row_counts,
-            "synthetic": validated.synthetic})
+            "folder": Path(folder).name, "batch_id": batch_id,
+            "rows": validated.row_counts, "synthetic": validated.synthetic})
     return ImportResult(batch_id, validated.row_counts, validated.warnings,
                         time.perf_counter() - t0)
+
+
+@contextmanager
+def _bulk_mode(conn: Connection) -> Iterator[None]:
+    """SQLite: no per-row foreign-key look-ups during the load.
+
+    Safe because validation has already checked every reference of the extract
+    against the extract itself (the spec requires references to resolve within
+    it), and units/persons are only ever upserted, never deleted. The pragma must
+    be set outside a transaction and is restored before the connection returns
+    to the pool.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection  # pysqlite: a PRAGMA opens no transaction
+    raw.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def _start_batch(conn: Connection, validated: ValidatedExtract, started: dt.datetime) -> int:
@@ -153,7 +175,8 @@ def _dialect_insert(conn: Connection):
 
 def _upsert(conn: Connection, name: str, frame: pl.DataFrame, progress: Progress | None) -> None:
     table, cols, keys, keep = TARGETS[name]
-    _write(conn, table, frame.select(cols), cols, keys, keep, progress, name)
+    # key order keeps B-tree page splits local (clearly faster on SQLite)
+    _write(conn, table, frame.select(cols).sort(list(keys)), cols, keys, keep, progress, name)
 
 
 def _write(conn: Connection, table: str, frame: pl.DataFrame, cols: tuple[str, ...],

@@ -26,6 +26,9 @@ def _engine_for(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            # 256 MB page cache: bulk imports touch several B-tree indexes at random
+            cur.execute("PRAGMA cache_size=-262144")
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         return engine

@@ -77,8 +77,8 @@ class Contact(Base):
     __tablename__ = "contact"
     contact_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_key: Mapped[str] = mapped_column(PERSON_KEY, ForeignKey("person.person_key"), index=True)
-    unit_id: Mapped[str] = mapped_column(ForeignKey("unit.unit_id"), index=True)
-    date: Mapped[dt.date] = mapped_column(Date, index=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("unit.unit_id"))
+    date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
     contact_type: Mapped[str] = mapped_column(String(20))
     main_dx: Mapped[str | None] = mapped_column(String(10))

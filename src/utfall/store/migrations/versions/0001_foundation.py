@@ -144,9 +144,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("contact_id"),
     )
     with op.batch_alter_table("contact", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_contact_date"), ["date"], unique=False)
         batch_op.create_index(batch_op.f("ix_contact_person_key"), ["person_key"], unique=False)
-        batch_op.create_index(batch_op.f("ix_contact_unit_id"), ["unit_id"], unique=False)
 
     op.create_table(
         "enrolment",
@@ -251,9 +249,7 @@ def downgrade() -> None:
 
     op.drop_table("enrolment")
     with op.batch_alter_table("contact", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_contact_unit_id"))
         batch_op.drop_index(batch_op.f("ix_contact_person_key"))
-        batch_op.drop_index(batch_op.f("ix_contact_date"))
 
     op.drop_table("contact")
     with op.batch_alter_table("assessment", schema=None) as batch_op:
