@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -108,6 +109,10 @@ CASES = [
      "assessments.csv:2: item_3: 'three' is not a whole number"),
     ("assessments", 0, {"instrument": ""},
      "assessments.csv:2: instrument: required value is missing"),
+    ("assessments", 0, {"instrument": "asi-full"},
+     "assessments.csv:2: instrument: unknown instrument 'asi-full'"),
+    ("assessments", 1, {"item_9": "3"}, "assessments.csv:3: item_9: "),
+    ("assessments", 1, {"item_2": "7"}, "assessments.csv:3: item_2: "),
 ]
 
 
@@ -273,3 +278,29 @@ def test_parquet_and_csv_give_the_same_frames(tmp_path: Path) -> None:
     pq_result = _validate(folder)
     for name in ("contacts", "procedures"):
         assert csv_result.frames[name].equals(pq_result.frames[name])
+
+
+def test_assessments_are_scored_on_import(tmp_path: Path) -> None:
+    # AUDIT (WHO manual, Babor et al. 2001): items 1-8 score 0-4, items 9-10 0/2/4.
+    # Intake answers 4,3,3,2,2,1,1,2,2,4 sum to 24: consumption (1-3) 10, dependence
+    # (4-6) 5, harm (7-10) 9; a man with 24 is in Swedish zone IV (>= 20).
+    # Six months: 2,1,1,0,1,0,0,1,0,2 = 8 -> zone II (8-15 for men).
+    frame = _validate(write_extract(tmp_path)).frames["assessments"]
+    rows = {r["stage"]: r for r in frame.iter_rows(named=True)}
+    assert rows["intake"]["score"] == 24.0 and rows["intake"]["band"] == "IV"
+    assert json.loads(rows["intake"]["subscores"]) == {
+        "consumption": 10, "dependence": 5, "harm": 9}
+    assert rows["month-6"]["score"] == 8.0 and rows["month-6"]["band"] == "II"
+
+
+def test_bands_depend_on_the_persons_sex(tmp_path: Path) -> None:
+    tables = _tables()
+    for row in tables["assessments"]:
+        row["person_id"] = P2  # a woman: zones I 0-5, II 6-13, III 14-17, IV >= 18
+    tables["assessments"][1]["unit_id"] = "U2"
+    frame = _validate(write_extract(tmp_path, tables)).frames["assessments"]
+    assert sorted(frame["band"].to_list()) == ["II", "IV"]
+    tables["assessments"][1]["item_1"] = "0"  # 8 - 2 = 6: still zone II for a woman
+    tables["assessments"][1]["item_10"] = "0"  # 6 - 2 = 4: zone I for a woman
+    frame = _validate(write_extract(tmp_path / "b", tables)).frames["assessments"]
+    assert sorted(frame["band"].to_list()) == ["I", "IV"]

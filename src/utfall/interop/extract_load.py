@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select
 from utfall.access.audit import Actor, log_event
 from utfall.access.pseudonym import IdentityVault
 from utfall.config import Settings, get_settings
+from utfall.instruments import InstrumentRegistry
 from utfall.interop.extract_read import LINE, Problem, csv_bytes
 from utfall.interop.extract_validate import ValidatedExtract, validate_extract
 from utfall.store.db import ensure_schema
@@ -74,7 +75,7 @@ def _checkpoint(name: str) -> None:
 
 def import_extract(folder: Path, engine: Engine, *, settings: Settings | None = None,
                    actor: Actor | None = None, progress: Progress | None = None,
-                   instruments: Callable[[], dict] | None = None) -> ImportResult:
+                   instruments: InstrumentRegistry | None = None) -> ImportResult:
     """Validate ``folder`` and load it in one transaction (raises ExtractRejected)."""
     settings = settings or get_settings()
     started = dt.datetime.now(dt.UTC)

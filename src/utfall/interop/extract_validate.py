@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,6 +27,7 @@ from utfall.domain.codes import (
     normalise_icd10,
 )
 from utfall.domain.identity import IdentityNumberError, parse_identity_number
+from utfall.instruments import InstrumentRegistry, default_registry, score, validate_answers
 from utfall.interop import extract_spec as spec
 from utfall.interop.extract_read import LINE, Problem, RawTable, read_table
 
@@ -87,7 +87,7 @@ def _today() -> dt.date:
 
 def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None = None,
                      programmes: tuple[str, ...] | None = None,
-                     instruments: Callable[[], dict] | None = None) -> ValidatedExtract:
+                     instruments: InstrumentRegistry | None = None) -> ValidatedExtract:
     """Validate every row of the extract in ``folder`` and build store-ready frames.
 
     Raises :class:`ExtractRejected` with all errors if anything is wrong.
@@ -137,7 +137,8 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
     if "enrolments" in raw:
         frames["enrolments"] = _enrolments(raw["enrolments"], ctx, progs)
     if "assessments" in raw:
-        frames["assessments"] = _assessments(raw["assessments"], ctx, instruments)
+        frames["assessments"] = _assessments(raw["assessments"], ctx,
+                                             instruments or default_registry())
 
     order = {f"{n}.{e}": i for i, n in enumerate(spec.ORDER) for e in ("csv", "parquet")}
     out.errors.sort(key=lambda p: (order.get(p.file, -1), p.file, p.line, p.column))
@@ -518,8 +519,7 @@ def _enrolments(table: RawTable, ctx: _Context, programmes: tuple[str, ...]) -> 
                      "end_reason", phase.alias("phase"), LINE)
 
 
-def _assessments(table: RawTable, ctx: _Context,
-                 instruments: Callable[[], dict] | None) -> pl.DataFrame:
+def _assessments(table: RawTable, ctx: _Context, registry: InstrumentRegistry) -> pl.DataFrame:
     df = _basic_checks(table, ctx.out, ctx.today)
     out, file = ctx.out, table.file
     df = ctx.resolve_persons(table, df)
@@ -531,18 +531,65 @@ def _assessments(table: RawTable, ctx: _Context,
         out.fail(file, df, pl.col(item).is_not_null() & as_int.is_null(), item,
                  pl.format("'{}' is not a whole number", pl.col(item)))
     df = df.with_columns([pl.col(i).cast(pl.Int64, strict=False) for i in items])
-    scorer = instruments() if instruments else {}
-    if scorer:
-        known = set(scorer)
-        out.fail(file, df, pl.col("instrument").is_not_null()
-                 & ~pl.col("instrument").is_in(sorted(known)), "instrument",
-                 pl.format("unknown instrument '{}'", pl.col("instrument")))
+    out.fail(file, df, pl.col("instrument").is_not_null()
+             & ~pl.col("instrument").is_in(registry.ids()), "instrument",
+             pl.format("unknown instrument '{}' (known: " + ", ".join(registry.ids()) + ")",
+                       pl.col("instrument")))
+    df = _score_assessments(df, items, ctx, registry, file)
     answers = pl.struct(items).struct.json_encode() if items else pl.lit("{}")
-    df = df.with_columns(answers.alias("answers"),
-                         pl.lit(None, pl.Float64).alias("score"),
-                         pl.lit(None, pl.String).alias("subscores"),
-                         pl.lit(None, pl.String).alias("band"))
+    df = df.with_columns(answers.alias("answers"))
     df = _row_keys(df, ["person_key", "unit_id", "instrument", "stage", "date"])
     _same_key_twice(table, df, out)
     return df.select("row_key", "person_key", "unit_id", "instrument", "stage", "date",
-                     "answers", "score", "subscores", "band", *items, LINE)
+                     "answers", "score", "subscores", "band", LINE)
+
+
+def _score_assessments(df: pl.DataFrame, items: list[str], ctx: _Context,
+                       registry: InstrumentRegistry, file: str) -> pl.DataFrame:
+    """Validate answers and score each row with the generic instrument engine.
+
+    Sex and age (at the assessment date) come from the person, for sex- and
+    age-dependent bands. Identical inputs are scored once.
+    """
+    persons = ctx.persons
+    valid_sex = pl.when(pl.col("sex").is_in(spec.SEXES)).then(pl.col("sex"))  # else null
+    sex = persons.select("person_key", valid_sex.alias("_sex")) if persons is not None \
+        else pl.DataFrame(schema={"person_key": pl.String, "_sex": pl.String})
+    df = df.join(sex, on="person_key", how="left")
+    age = (pl.col("date").dt.year() - pl.col("_birth").dt.year()
+           - ((pl.col("date").dt.month() * 100 + pl.col("date").dt.day())
+              < (pl.col("_birth").dt.month() * 100 + pl.col("_birth").dt.day())).cast(pl.Int32))
+    df = df.with_columns(age.alias("_age"))
+    known = set(registry.ids())
+    cache: dict[tuple, tuple[float | None, str | None, str | None, list[tuple[str, str]]]] = {}
+    scores: list[float | None] = []
+    subscores: list[str | None] = []
+    bands: list[str | None] = []
+    for row in df.select(LINE, "instrument", "_sex", "_age", *items).iter_rows():
+        line, instrument, person_sex, person_age, *values = row
+        if instrument not in known:
+            scores.append(None)
+            subscores.append(None)
+            bands.append(None)
+            continue
+        key = (instrument, person_sex, person_age, *values)
+        if key not in cache:
+            definition = registry.get(instrument)
+            answers = {i: v for i, v in zip(items, values, strict=True) if v is not None}
+            problems = [(p.link_id or "instrument", p.en) for p in
+                        validate_answers(definition, answers) if p.severity == "error"]
+            if problems:
+                cache[key] = (None, None, None, problems)
+            else:
+                result = score(definition, answers, sex=person_sex, age=person_age)
+                total = None if result.total is None else float(result.total)
+                cache[key] = (total, json.dumps(result.subscales, sort_keys=True), result.band, [])
+        total, sub, band, problems = cache[key]
+        for column, reason in problems:
+            ctx.out.errors.append(Problem(file, int(line), column, reason))
+        scores.append(total)
+        subscores.append(sub)
+        bands.append(band)
+    return df.with_columns(pl.Series("score", scores, pl.Float64),
+                           pl.Series("subscores", subscores, pl.String),
+                           pl.Series("band", bands, pl.String)).drop("_sex", "_age")
