@@ -1,0 +1,199 @@
+"""Single-use, signed, expiring self-report links for the person in care.
+
+The token is an itsdangerous signature (secret key, own salt) over a random nonce
+and the expiry; it carries no identity. The store keeps only its SHA-256 hash with
+the enrolment, stage, instruments, expiry and ``used_at``. Submitting marks the row
+used in the same transaction as the answers (an ``UPDATE … WHERE used_at IS NULL``,
+so two concurrent submissions cannot both succeed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Connection, Row, select, update
+
+from utfall.access.audit import Actor
+from utfall.care._common import (
+    CareError,
+    Issue,
+    access,
+    as_utc,
+    get_enrolment,
+    now_utc,
+    person_actor,
+)
+from utfall.care.capture import check_answers, instrument_of, record_assessment
+from utfall.care.enrolment import programme_of
+from utfall.care.scheduling import base_stage, resolve_stage
+from utfall.config import get_settings
+from utfall.followup import STOCKHOLM
+from utfall.instruments import InstrumentDefinition
+from utfall.instruments.models import LocalText
+from utfall.store.models_care import SelfReportToken
+
+SALT = "utfall.self-report.v1"
+LOCALES = ("sv", "en")
+
+
+class SelfReportRefused(CareError):
+    """The link cannot be used (tampered, unknown, expired or already used)."""
+
+
+_REFUSALS = {
+    "tampered": ("Länken är ogiltig.", "The link is not valid."),
+    "unknown": ("Länken är ogiltig.", "The link is not valid."),
+    "expired": ("Länken har gått ut. Be din kontakt om en ny länk.",
+                "The link has expired. Ask your contact for a new link."),
+    "used": ("Formuläret är redan inskickat med den här länken.",
+             "The questionnaire has already been sent with this link."),
+}
+
+
+def _refuse(code: str) -> SelfReportRefused:
+    sv, en = _REFUSALS[code]
+    return SelfReportRefused(f"self_report_{code}", sv, en)
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings().effective_secret_key, salt=SALT)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_self_report_link(conn: Connection, actor: Actor, enrolment_id: str, stage: str, *,
+                           valid_days: int = 14, instruments: list[str] | None = None,
+                           locale: str = "sv", now: dt.datetime | None = None) -> str:
+    """A signed single-use token for the person to answer ``stage`` (default: its
+    instruments) within ``valid_days``. Show it to the person as a link or QR code."""
+    if not 1 <= valid_days <= 90:
+        raise CareError("invalid_validity", "giltighet ska vara 1–90 dagar",
+                        "validity must be 1–90 days",
+                        [Issue("valid_days", "out_of_range", str(valid_days), str(valid_days))])
+    if locale not in LOCALES:
+        raise CareError("invalid_locale", "språk ska vara sv eller en", "locale must be sv or en")
+    enrolment = get_enrolment(conn, enrolment_id)
+    prog = programme_of(enrolment.programme)
+    issued = now_utc(now)
+    on_date = issued.astimezone(STOCKHOLM).date()
+    resolved = resolve_stage(prog, enrolment.start_date, enrolment.end_date, stage, on_date)
+    if resolved is None:
+        ids = ", ".join(s.id for s in prog.stages)
+        raise CareError("unknown_stage", f"okänt steg {stage!r} i {prog.id}",
+                        f"unknown stage {stage!r} of {prog.id}",
+                        [Issue("stage", "unknown_stage", f"tillåtna: {ids}", f"allowed: {ids}")])
+    chosen = list(instruments or prog.stage(base_stage(resolved, prog)).instruments)
+    if not chosen:
+        raise CareError("no_instruments", "steget har inga formulär",
+                        "the stage has no questionnaires")
+    for instrument in chosen:
+        instrument_of(instrument)
+    expires = issued + dt.timedelta(days=valid_days)
+    token = _serializer().dumps({"n": secrets.token_urlsafe(18),
+                                 "x": int(expires.timestamp())})
+    with conn.begin_nested():
+        access(conn, actor, enrolment.person_key, "create",
+               {"what": "self_report_link", "enrolment_id": enrolment_id, "stage": resolved,
+                "instruments": chosen, "expires": expires.isoformat()})
+        conn.execute(SelfReportToken.__table__.insert().values(
+            token_hash=_hash(token), enrolment_id=enrolment_id,
+            person_key=enrolment.person_key, stage=resolved, instruments=chosen,
+            unit_id=enrolment.unit_id, locale=locale, issued_by=actor.user, issued_at=issued,
+            expires_at=expires, used_at=None))
+    return token
+
+
+def _load(conn: Connection, token: str, now: dt.datetime) -> Row[Any]:
+    """The token row of a valid, unexpired, unused token (else :class:`SelfReportRefused`)."""
+    try:
+        payload = _serializer().loads(token)
+    except BadSignature:
+        raise _refuse("tampered") from None
+    if not isinstance(payload, dict) or "x" not in payload:
+        raise _refuse("tampered")
+    table = SelfReportToken.__table__
+    row = conn.execute(select(table).where(table.c.token_hash == _hash(token))).first()
+    if row is None:
+        raise _refuse("unknown")
+    if row.used_at is not None:
+        raise _refuse("used")
+    if now >= as_utc(row.expires_at) or now.timestamp() >= payload["x"]:
+        raise _refuse("expired")
+    return row
+
+
+@dataclass(frozen=True)
+class SelfReportForm:
+    """What the person sees: the questionnaires and the language, no identity."""
+
+    stage: str
+    stage_title: LocalText
+    programme_title: LocalText
+    instruments: list[InstrumentDefinition]
+    locale: str
+    expires_at: dt.datetime
+
+
+def open_self_report(conn: Connection, token: str, *, now: dt.datetime | None = None
+                     ) -> SelfReportForm:
+    """The form behind a token (audited as the person reading their own form)."""
+    row = _load(conn, token, now_utc(now))
+    enrolment = get_enrolment(conn, row.enrolment_id)
+    prog = programme_of(enrolment.programme)
+    access(conn, person_actor(row.person_key, row.unit_id), row.person_key, "read",
+           {"what": "self_report_open", "token_id": row.id, "stage": row.stage})
+    return SelfReportForm(
+        stage=row.stage, stage_title=prog.stage(base_stage(row.stage, prog)).title,
+        programme_title=prog.title, instruments=[instrument_of(i) for i in row.instruments],
+        locale=row.locale, expires_at=as_utc(row.expires_at))
+
+
+def _split(instruments: list[str], answers: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    if set(answers) and set(answers) <= set(instruments) and all(
+        isinstance(v, Mapping) for v in answers.values()
+    ):
+        return {i: answers.get(i, {}) for i in instruments}
+    if len(instruments) == 1:
+        return {instruments[0]: answers}
+    raise CareError("answers_per_instrument", "ange svaren per formulär",
+                    "give the answers per questionnaire",
+                    [Issue(None, "answers_per_instrument", ", ".join(instruments),
+                           ", ".join(instruments))])
+
+
+def submit_self_report(conn: Connection, token: str, answers: Mapping[str, Any], *,
+                       now: dt.datetime | None = None) -> list[str]:
+    """Validate, score and store the person's answers; the token is then used up.
+
+    ``answers`` maps item linkIds to values (one questionnaire) or instrument ids to
+    such maps. Invalid answers raise :class:`CareError` and leave the token usable.
+    """
+    instant = now_utc(now)
+    row = _load(conn, token, instant)
+    per_instrument = _split(list(row.instruments), answers)
+    for instrument, values in per_instrument.items():
+        check_answers(instrument_of(instrument), values)
+    actor = person_actor(row.person_key, row.unit_id)
+    on_date = instant.astimezone(STOCKHOLM).date()
+    table = SelfReportToken.__table__
+    ids: list[str] = []
+    with conn.begin_nested():
+        claimed = conn.execute(update(table).where(table.c.id == row.id,
+                                                   table.c.used_at.is_(None))
+                               .values(used_at=instant))
+        if claimed.rowcount != 1:
+            raise _refuse("used")
+        for instrument, values in per_instrument.items():
+            ids.append(record_assessment(
+                conn, actor, row.person_key, instrument, values, stage=row.stage,
+                enrolment_id=row.enrolment_id, unit_id=row.unit_id, on_date=on_date,
+                source="self_report", token_id=row.id))
+    return ids

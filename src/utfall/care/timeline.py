@@ -1,0 +1,414 @@
+"""A person's timeline across both principals, and the domain profile chart.
+
+Every entry carries the unit, organisation and principal type that recorded it and
+a ``kind`` (enrolment, contact, procedure, medication, assessment), so the access
+policy's consent filter (``utfall.access.policy.filter_timeline``) can keep only what
+the actor may see; :func:`timeline` applies it before returning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, select
+
+from utfall.access.audit import Actor
+from utfall.care._common import UnitInfo, access, get_person, unit_info
+from utfall.care.enrolment import PhaseEntry, _history
+from utfall.domain.codes import code_systems
+from utfall.followup import UnknownProgrammeError, get_programme
+from utfall.instruments import InstrumentDefinition, UnknownInstrumentError, get_instrument
+from utfall.instruments.models import LocalText
+from utfall.store.models import Assessment, Contact, Enrolment, Medication, Procedure
+from utfall.store.models_care import CareEnrolment
+
+LIFE_SITUATION = "life-situation"
+GOAL_ITEM = "goal_text"
+GOAL_ATTAINMENT_ITEM = "item_19"
+
+
+class Entry(BaseModel):
+    """Common fields of every timeline entry (who recorded it, for consent filtering)."""
+
+    kind: str
+    date: dt.date
+    unit_id: str | None
+    unit_name: str | None = None
+    organisation: str | None = None
+    principal_type: str | None = None
+    title: LocalText
+
+
+class PhaseItem(BaseModel):
+    """One phase in an enrolment's history."""
+
+    phase: str
+    name: LocalText
+    on_date: dt.date
+    from_phase: str | None
+    reason: str | None
+    actor: str | None
+    recorded: bool
+
+
+class EnrolmentEntry(Entry):
+    """An enrolment with its phases."""
+
+    kind: str = "enrolment"
+    enrolment_id: str
+    programme: str
+    end_date: dt.date | None
+    end_reason: str | None
+    end_reason_label: LocalText | None = None
+    phase: str | None
+    phases: list[PhaseItem] = Field(default_factory=list)
+    responsible_worker: str | None = None
+    municipal_unit_id: str | None = None
+    source: str  # capture / import
+
+
+class ContactEntry(Entry):
+    """A visit, stay or social-services contact."""
+
+    kind: str = "contact"
+    end_date: dt.date | None
+    contact_type: str
+    main_dx: str | None
+    dx_group: str | None
+
+
+class InterventionEntry(Entry):
+    """A registered intervention (KVÅ)."""
+
+    kind: str = "procedure"
+    kva_code: str
+
+
+class MedicationEntry(Entry):
+    """A medication period (ATC) with its class."""
+
+    kind: str = "medication"
+    atc: str
+    atc_class: str | None
+    end_date: dt.date | None
+
+
+class AssessmentEntry(Entry):
+    """An administered instrument with scores and band."""
+
+    kind: str = "assessment"
+    assessment_id: str
+    instrument: str
+    stage: str | None
+    score: float | None
+    subscores: dict[str, float | None]
+    band: str | None
+    band_label: LocalText | None
+    source: str
+
+
+class Goal(BaseModel):
+    """The person's own goal as given in the life-situation instrument."""
+
+    date: dt.date
+    text: str | None
+    attainment: int | None  # 0 = not at all … 10 = reached
+    assessment_id: str
+    unit_id: str | None
+
+
+class ProfilePoint(BaseModel):
+    """One value of the domain profile: a life-situation subscale or an instrument total."""
+
+    date: dt.date
+    instrument: str
+    measure: str  # subscale id or "total"
+    label: LocalText
+    value: float
+    percent: float  # position within the scale's range, 0–100
+    direction: str  # lower_is_better / higher_is_better
+    band: str | None = None
+
+
+class Timeline(BaseModel):
+    """Everything about one person the actor may see, oldest first."""
+
+    person_key: str
+    sex: str
+    birth_year: int
+    enrolments: list[EnrolmentEntry]
+    contacts: list[ContactEntry]
+    interventions: list[InterventionEntry]
+    medications: list[MedicationEntry]
+    assessments: list[AssessmentEntry]
+    goals: list[Goal]
+    profile: list[ProfilePoint]
+    hidden: int = 0  # entries withheld by the consent filter
+
+    def entries(self) -> list[Entry]:
+        """All entries in date order."""
+        items: list[Entry] = [*self.enrolments, *self.contacts, *self.interventions,
+                              *self.medications, *self.assessments]
+        return sorted(items, key=lambda e: (e.date, e.kind))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _where(units: dict[str | None, UnitInfo | None], conn: Connection,
+           unit_id: str | None) -> dict[str, Any]:
+    if unit_id not in units:
+        units[unit_id] = unit_info(conn, unit_id)
+    info = units[unit_id]
+    return {"unit_id": unit_id, "unit_name": info.name if info else None,
+            "organisation": info.organisation if info else None,
+            "principal_type": info.principal_type if info else None}
+
+
+def _definition(instrument: str) -> InstrumentDefinition | None:
+    try:
+        return get_instrument(instrument)
+    except UnknownInstrumentError:
+        return None
+
+
+def band_label(definition: InstrumentDefinition | None, band: str | None) -> LocalText | None:
+    """The sv/en label of a band id."""
+    if definition is None or band is None:
+        return None
+    for band_set in definition.bands:
+        for b in band_set.bands:
+            if b.id == band:
+                return b.label
+    return None
+
+
+def _percent(value: float, lo: float, hi: float) -> float:
+    return round(100 * (value - lo) / (hi - lo), 1) if hi > lo else 0.0
+
+
+def domain_profile(assessments: list[AssessmentEntry]) -> list[ProfilePoint]:
+    """Life-situation subscales and instrument totals by date (positions 0–100 %)."""
+    points: list[ProfilePoint] = []
+    for a in assessments:
+        definition = _definition(a.instrument)
+        if definition is None:
+            continue
+        scoring = definition.scoring
+        if scoring.total is not None and a.score is not None:
+            lo, hi = definition.scale_range(scoring.total)
+            points.append(ProfilePoint(
+                date=a.date, instrument=a.instrument, measure="total", label=definition.title,
+                value=a.score, percent=_percent(a.score, lo, hi),
+                direction=scoring.total.direction or scoring.direction, band=a.band))
+        if a.instrument != LIFE_SITUATION:
+            continue
+        for sub in scoring.subscales:
+            value = a.subscores.get(sub.id)
+            if value is None:
+                continue
+            lo, hi = definition.scale_range(sub)
+            points.append(ProfilePoint(
+                date=a.date, instrument=a.instrument, measure=sub.id, label=sub.title,
+                value=float(value), percent=_percent(float(value), lo, hi),
+                direction=sub.direction or scoring.direction))
+    return sorted(points, key=lambda p: (p.date, p.instrument, p.measure))
+
+
+def _goals(conn: Connection, assessments: list[AssessmentEntry]) -> list[Goal]:
+    ids = [a.assessment_id for a in assessments if a.instrument == LIFE_SITUATION]
+    if not ids:
+        return []
+    table = Assessment.__table__
+    answers = {r.row_key: _json(r.answers) or {} for r in conn.execute(
+        select(table.c.row_key, table.c.answers).where(table.c.row_key.in_(ids)))}
+    goals = []
+    for a in assessments:
+        if a.assessment_id not in answers:
+            continue
+        given = answers[a.assessment_id]
+        text = given.get(GOAL_ITEM)
+        attainment = given.get(GOAL_ATTAINMENT_ITEM)
+        if text is None and attainment is None:
+            continue
+        goals.append(Goal(date=a.date, text=text, attainment=attainment,
+                          assessment_id=a.assessment_id, unit_id=a.unit_id))
+    return goals
+
+
+def _enrolments(conn: Connection, person_key: str, units: dict) -> list[EnrolmentEntry]:
+    e = Enrolment.__table__
+    care = {r.enrolment_id: r for r in conn.execute(
+        select(CareEnrolment.__table__).join(e, e.c.row_key == CareEnrolment.enrolment_id)
+        .where(e.c.person_key == person_key))}
+    out = []
+    for row in conn.execute(select(e).where(e.c.person_key == person_key)
+                            .order_by(e.c.start_date)):
+        try:
+            prog = get_programme(row.programme)
+            title = prog.title
+        except UnknownProgrammeError:
+            prog, title = None, LocalText(sv=row.programme, en=row.programme)
+        label = None
+        if prog and row.end_reason:
+            try:
+                label = prog.end_reason(row.end_reason).label
+            except KeyError:
+                label = None
+        phases: list[PhaseEntry] = _history(conn, row, prog)
+        extra = care.get(row.row_key)
+        details = _json(row.details) or {}
+        out.append(EnrolmentEntry(
+            date=row.start_date, title=title, enrolment_id=row.row_key,
+            programme=row.programme, end_date=row.end_date, end_reason=row.end_reason,
+            end_reason_label=label, phase=row.phase,
+            phases=[PhaseItem(phase=p.phase, name=LocalText(sv=p.name_sv, en=p.name_en),
+                              on_date=p.on_date, from_phase=p.from_phase, reason=p.reason,
+                              actor=p.actor, recorded=p.recorded) for p in phases],
+            responsible_worker=extra.responsible_worker if extra else None,
+            municipal_unit_id=extra.municipal_unit_id if extra else None,
+            source=details.get("source", "import"), **_where(units, conn, row.unit_id)))
+    return out
+
+
+def timeline(conn: Connection, actor: Actor, person_key: str, *,
+             emergency_reason: str | None = None) -> Timeline:
+    """The person's timeline, filtered to what ``actor`` may see (consent across
+    principals); the read is audited. Raises ``AccessDenied`` without any access."""
+    from utfall.access.policy import filter_timeline
+
+    person = get_person(conn, person_key)
+    access(conn, actor, person_key, "read", {"what": "timeline"},
+           emergency_reason=emergency_reason)
+    codes = code_systems()
+    units: dict[str | None, UnitInfo | None] = {}
+    enrolments = _enrolments(conn, person_key, units)
+    c = Contact.__table__
+    contacts = []
+    for r in conn.execute(select(c).where(c.c.person_key == person_key).order_by(c.c.date)):
+        group = codes.substance_groups.get(r.dx_group or "")
+        title = LocalText(sv=group["sv"], en=group["en"]) if group else LocalText(
+            sv=r.main_dx or "Kontakt", en=r.main_dx or "Contact")
+        contacts.append(ContactEntry(
+            date=r.date, end_date=r.end_date, contact_type=r.contact_type, main_dx=r.main_dx,
+            dx_group=r.dx_group, title=title, **_where(units, conn, r.unit_id)))
+    p = Procedure.__table__
+    interventions = []
+    for r in conn.execute(select(p).where(p.c.person_key == person_key).order_by(p.c.date)):
+        spec = codes.kva.get(r.kva_code)
+        title = LocalText(sv=spec["sv"], en=spec["en"]) if spec else LocalText(
+            sv=r.kva_code, en=r.kva_code)
+        interventions.append(InterventionEntry(date=r.date, kva_code=r.kva_code, title=title,
+                                               **_where(units, conn, r.unit_id)))
+    m = Medication.__table__
+    medications = []
+    for r in conn.execute(select(m).where(m.c.person_key == person_key)
+                          .order_by(m.c.start_date)):
+        spec = codes.atc.get(r.atc)
+        title = LocalText(sv=spec["sv"], en=spec["en"]) if spec else LocalText(sv=r.atc,
+                                                                                en=r.atc)
+        medications.append(MedicationEntry(
+            date=r.start_date, end_date=r.end_date, atc=r.atc, atc_class=codes.atc_class(r.atc),
+            title=title, **_where(units, conn, r.unit_id)))
+    a = Assessment.__table__
+    assessments = []
+    for r in conn.execute(select(a).where(a.c.person_key == person_key)
+                          .order_by(a.c.date, a.c.instrument, a.c.row_key)):
+        definition = _definition(r.instrument)
+        subscores = _json(r.subscores) or {}
+        assessments.append(AssessmentEntry(
+            date=r.date, assessment_id=r.row_key, instrument=r.instrument, stage=r.stage,
+            score=r.score, subscores=subscores, band=r.band,
+            band_label=band_label(definition, r.band), source=r.source,
+            title=definition.title if definition else LocalText(sv=r.instrument,
+                                                                en=r.instrument),
+            **_where(units, conn, r.unit_id)))
+    total = len(enrolments) + len(contacts) + len(interventions) + len(medications) \
+        + len(assessments)
+    emergency = bool((emergency_reason or "").strip())
+    enrolments = filter_timeline(conn, actor, person_key, enrolments, emergency=emergency)
+    contacts = filter_timeline(conn, actor, person_key, contacts, emergency=emergency)
+    interventions = filter_timeline(conn, actor, person_key, interventions, emergency=emergency)
+    medications = filter_timeline(conn, actor, person_key, medications, emergency=emergency)
+    assessments = filter_timeline(conn, actor, person_key, assessments, emergency=emergency)
+    shown = len(enrolments) + len(contacts) + len(interventions) + len(medications) \
+        + len(assessments)
+    return Timeline(
+        person_key=person_key, sex=person.sex, birth_year=person.birth_date.year,
+        enrolments=enrolments, contacts=contacts, interventions=interventions,
+        medications=medications, assessments=assessments, goals=_goals(conn, assessments),
+        profile=domain_profile(assessments), hidden=total - shown)
+
+
+_TEXTS = {
+    "sv": {"x": "Datum", "y": "Position på skalan (%)", "measure": "Mått", "value": "Värde",
+           "domains": "Livssituation – domäner", "totals": "Formulär – totalpoäng",
+           "empty": "Inga mätningar ännu", "lower": "lägre är bättre",
+           "higher": "högre är bättre", "band": "Nivå"},
+    "en": {"x": "Date", "y": "Position on the scale (%)", "measure": "Measure", "value": "Value",
+           "domains": "Life situation – domains", "totals": "Questionnaires – total scores",
+           "empty": "No measurements yet", "lower": "lower is better",
+           "higher": "higher is better", "band": "Band"},
+}
+
+
+def _records(points: list[ProfilePoint], locale: str) -> list[dict[str, Any]]:
+    texts = _TEXTS[locale]
+    out = []
+    for p in points:
+        label = p.label.en if locale == "en" else p.label.sv
+        arrow = "↓" if p.direction == "lower_is_better" else "↑"
+        out.append({"date": p.date.isoformat(), "percent": p.percent, "value": p.value,
+                    "measure": f"{label} {arrow}", "band": p.band or "",
+                    "direction": texts["lower" if p.direction == "lower_is_better"
+                                       else "higher"]})
+    return out
+
+
+def timeline_chart(tl: Timeline, locale: str = "sv") -> Any:
+    """The domain profile over time as an Altair chart (one panel per kind of measure)."""
+    import altair as alt
+
+    texts = _TEXTS["en" if locale == "en" else "sv"]
+    locale = "en" if locale == "en" else "sv"
+    domains = [p for p in tl.profile if p.instrument == LIFE_SITUATION and p.measure != "total"]
+    totals = [p for p in tl.profile if p.measure == "total"]
+    if not domains and not totals:
+        return alt.Chart(alt.Data(values=[{"t": texts["empty"]}])).mark_text(
+            size=14).encode(text="t:N").properties(width=480, height=60)
+
+    def panel(points: list[ProfilePoint], title: str) -> Any:
+        return alt.Chart(alt.Data(values=_records(points, locale)), title=title).mark_line(
+            point=True).encode(
+            x=alt.X("date:T", title=texts["x"]),
+            y=alt.Y("percent:Q", title=texts["y"], scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("measure:N", title=texts["measure"],
+                            legend=alt.Legend(labelLimit=360)),
+            tooltip=[alt.Tooltip("date:T", title=texts["x"]),
+                     alt.Tooltip("measure:N", title=texts["measure"]),
+                     alt.Tooltip("value:Q", title=texts["value"]),
+                     alt.Tooltip("band:N", title=texts["band"]),
+                     alt.Tooltip("direction:N")],
+        ).properties(width=520, height=220)
+
+    panels = []
+    if domains:
+        panels.append(panel(domains, texts["domains"]))
+    if totals:
+        panels.append(panel(totals, texts["totals"]))
+    chart = panels[0] if len(panels) == 1 else alt.vconcat(*panels).resolve_scale(
+        color="independent")
+    return chart
+
+
+def timeline_chart_svg(tl: Timeline, locale: str = "sv") -> str:
+    """The domain profile chart rendered to SVG on the server (vl-convert)."""
+    import vl_convert
+
+    name = "en-GB" if locale == "en" else "sv-SE"
+    return vl_convert.vegalite_to_svg(timeline_chart(tl, locale).to_dict(), format_locale=name,
+                                      time_format_locale=name)
