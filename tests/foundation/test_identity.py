@@ -7,6 +7,8 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from stdnum.exceptions import ValidationError
+from stdnum.se import personnummer as stdnum_pnr
 
 from utfall.domain.identity import (
     IdentityNumberError,
@@ -106,3 +108,17 @@ def test_generated_numbers_round_trip(birth: dt.date, serial: int, coordination:
     # any single-digit change of the check digit is caught
     wrong = twelve[:-1] + str((int(twelve[-1]) + 3) % 10)
     assert not is_valid_identity_number(wrong, TODAY)
+
+
+@given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2024, 12, 31)),
+       st.integers(min_value=0, max_value=999), st.integers(min_value=0, max_value=9))
+def test_agrees_with_python_stdnum_on_personnummer(birth: dt.date, serial: int,
+                                                   check: int) -> None:
+    # any check digit, right or wrong: both implementations must give the same verdict
+    twelve = f"{birth:%Y%m%d}{serial:03d}{check}"
+    try:
+        stdnum_pnr.validate(twelve)
+        theirs = True
+    except ValidationError:
+        theirs = False
+    assert is_valid_identity_number(twelve, TODAY) is theirs

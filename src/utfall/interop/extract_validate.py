@@ -27,7 +27,13 @@ from utfall.domain.codes import (
     normalise_icd10,
 )
 from utfall.domain.identity import IdentityNumberError, parse_identity_number
-from utfall.instruments import InstrumentRegistry, default_registry, score, validate_answers
+from utfall.instruments import (
+    InstrumentRegistry,
+    InvalidAnswersError,
+    default_registry,
+    score,
+    validate_answers,
+)
 from utfall.interop import extract_spec as spec
 from utfall.interop.extract_read import LINE, Problem, RawTable, read_table
 
@@ -576,12 +582,17 @@ def _score_assessments(df: pl.DataFrame, items: list[str], ctx: _Context,
         if key not in cache:
             definition = registry.get(instrument)
             answers = {i: v for i, v in zip(items, values, strict=True) if v is not None}
-            problems = [(p.link_id or "instrument", p.en) for p in
-                        validate_answers(definition, answers) if p.severity == "error"]
-            if problems:
+            try:
+                result = score(definition, answers, sex=person_sex, age=person_age)
+            except InvalidAnswersError:
+                result = None
+            # complete, valid answers need no second pass; otherwise list the problems
+            problems = [] if result is not None and not result.missing else [
+                (p.link_id or "instrument", p.en)
+                for p in validate_answers(definition, answers) if p.severity == "error"]
+            if problems or result is None:
                 cache[key] = (None, None, None, problems)
             else:
-                result = score(definition, answers, sex=person_sex, age=person_age)
                 total = None if result.total is None else float(result.total)
                 cache[key] = (total, json.dumps(result.subscales, sort_keys=True), result.band, [])
         total, sub, band, problems = cache[key]
