@@ -1,0 +1,447 @@
+"""Compute the indicator catalogue and store the results of a run.
+
+:func:`compute_catalogue` is the entry point: canonical tables in (Ibis tables on
+any engine), one long result table out, one row per cell::
+
+    indicator_id  str     e.g. "kva_au119"
+    period        str     e.g. "2021"
+    breakdown     str     total | unit_id | organisation | principal_type | care_level
+                          | dx_group | sex | age_band | municipality
+    level         str     "" for total, else the breakdown value ("unknown" if missing)
+    numerator     int64   nullable (persons/enrolments/events in the numerator)
+    denominator   int64   nullable (population size; inhabitants for rates)
+    value         float64 proportion 0–1, mean, median days, count or rate
+    ci_low        float64 nullable, Wilson 95 % for proportions (and rates)
+    ci_high       float64 nullable
+
+These raw results are *not* for display: pass them through
+``utfall.analytics.disclosure.apply_disclosure`` first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from pathlib import Path
+
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from utfall.analytics.catalogue import ALL_BREAKDOWNS, Catalogue, Indicator, load_catalogue
+from utfall.analytics.compiler import (
+    DEFAULT_AGE_BANDS,
+    AgeBand,
+    CompileContext,
+    breakdown_plan,
+    compile_base,
+    compile_indicator,
+    fused_base,
+    fused_cells,
+    fusion_key,
+    is_statistic,
+    reduce_subjects,
+    stage_cells,
+    stage_table,
+    time_to_events,
+    time_to_key,
+)
+from utfall.analytics.engines import upload
+from utfall.analytics.stats import wilson
+from utfall.content import content_text
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("indicator_id", pa.string()),
+        ("period", pa.string()),
+        ("breakdown", pa.string()),
+        ("level", pa.string()),
+        ("numerator", pa.int64()),
+        ("denominator", pa.int64()),
+        ("value", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+    ]
+)
+POPULATION_SCHEMA = pa.schema(
+    [
+        ("municipality", pa.string()),
+        ("year", pa.int64()),
+        ("sex", pa.string()),
+        ("population", pa.int64()),
+    ]
+)
+VALUE_DECIMALS = 9  # means/medians are rounded so engines agree to the last digit
+
+
+def read_population(path: str | Path | None = None) -> pa.Table:
+    """Population CSV (municipality, year, sex, population); the shipped example if None."""
+    convert = pacsv.ConvertOptions(column_types=POPULATION_SCHEMA)
+    if path is None:
+        data = content_text("indicators/population_example.csv").encode()
+        table = pacsv.read_csv(io.BytesIO(data), convert_options=convert)
+    else:
+        table = pacsv.read_csv(str(path), convert_options=convert)
+    missing = set(POPULATION_SCHEMA.names) - set(table.column_names)
+    if missing:
+        raise ValueError(f"population file lacks columns {sorted(missing)}")
+    return table.select(POPULATION_SCHEMA.names).cast(POPULATION_SCHEMA)
+
+
+def data_years(tables: Mapping[str, ir.Table]) -> tuple[int, ...]:
+    """Calendar years from the first to the last contact date."""
+    c = tables["contact"]
+    row = c.aggregate(lo=c.date.min(), hi=c.date.max()).to_pyarrow().to_pylist()[0]
+    if row["lo"] is None:
+        return ()
+    return tuple(range(row["lo"].year, row["hi"].year + 1))
+
+
+def data_cutoff(tables: Mapping[str, ir.Table]) -> dt.date:
+    """The latest date seen in contacts (the data cut-off), today if none."""
+    c = tables["contact"]
+    hi = c.aggregate(hi=c.date.max()).to_pyarrow().to_pylist()[0]["hi"]
+    return hi or dt.date.today()
+
+
+@contextmanager
+def materialized(expr: ir.Table) -> Iterator[ir.Table]:
+    """Materialise ``expr`` for the duration of the block (temp table / cached DataFrame)."""
+    backend = expr._find_backend()
+    if backend.name == "pyspark":
+        cached = expr.cache()
+        try:
+            yield cached
+        finally:
+            cached.release()
+        return
+    name = f"utfall_tmp_{uuid.uuid4().hex[:12]}"
+    table = backend.create_table(name, expr, temp=True)
+    try:
+        yield table
+    finally:
+        cursor = backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+        if backend.name == "postgres":  # DuckDB returns its connection: never close it
+            cursor.close()
+
+
+def finalise(raw: pa.Table, catalogue: Catalogue) -> pa.Table:
+    """Add ``value`` and Wilson ``ci_low``/``ci_high`` to raw engine output, sorted."""
+    if raw.num_rows == 0:
+        return RESULT_SCHEMA.empty_table()
+    ids = raw["indicator_id"].to_pylist()
+    num = raw["numerator"].to_numpy(zero_copy_only=False).astype("float64")
+    den = raw["denominator"].to_numpy(zero_copy_only=False).astype("float64")
+    stat = raw["stat"].to_numpy(zero_copy_only=False).astype("float64")
+    kinds = {i.id: i for i in catalogue.indicators}
+    value = np.full(len(ids), np.nan)
+    low = np.full(len(ids), np.nan)
+    high = np.full(len(ids), np.nan)
+    lo_all, hi_all = wilson(num, den)
+    for idx, ind_id in enumerate(ids):
+        ind = kinds[ind_id]
+        if ind.kind == "count":
+            value[idx] = num[idx]
+        elif ind.kind == "rate":
+            if den[idx] > 0:
+                value[idx] = num[idx] / den[idx] * ind.per
+                low[idx], high[idx] = lo_all[idx] * ind.per, hi_all[idx] * ind.per
+        elif is_statistic(ind):
+            if not np.isnan(stat[idx]):
+                value[idx] = round(float(stat[idx]), VALUE_DECIMALS)
+        elif den[idx] > 0:
+            value[idx] = num[idx] / den[idx]
+            low[idx], high[idx] = lo_all[idx], hi_all[idx]
+    out = pa.table(
+        {
+            "indicator_id": raw["indicator_id"].cast(pa.string()),
+            "period": raw["period"].cast(pa.string()),
+            "breakdown": raw["breakdown"].cast(pa.string()),
+            "level": raw["level"].cast(pa.string()),
+            "numerator": raw["numerator"].cast(pa.int64()),
+            "denominator": raw["denominator"].cast(pa.int64()),
+            "value": pa.array(value, pa.float64(), from_pandas=True),
+            "ci_low": pa.array(low, pa.float64(), from_pandas=True),
+            "ci_high": pa.array(high, pa.float64(), from_pandas=True),
+        },
+        schema=RESULT_SCHEMA,
+    )
+    order = {i: n for n, i in enumerate(catalogue.ids)}
+    border = {b: n for n, b in enumerate(ALL_BREAKDOWNS)}
+    keys = pa.table(
+        {
+            "i": pa.array([order[i] for i in ids], pa.int32()),
+            "p": out["period"],
+            "b": pa.array([border.get(b, 99) for b in out["breakdown"].to_pylist()], pa.int32()),
+            "l": out["level"],
+        }
+    )
+    idx = pc.sort_indices(keys, sort_keys=[("i", "ascending"), ("p", "ascending"),
+                                           ("b", "ascending"), ("l", "ascending")])
+    return out.take(idx)
+
+
+def _context(
+    tables: Mapping[str, ir.Table],
+    indicators: Sequence[str] | None,
+    years: Sequence[int] | None,
+    as_of: dt.date | None,
+    age_bands: Sequence[AgeBand],
+    population: pa.Table | None,
+    catalogue: Catalogue,
+) -> tuple[CompileContext, list[Indicator]]:
+    selected: list[Indicator] = (
+        [catalogue.get(i) for i in indicators] if indicators else list(catalogue.indicators)
+    )
+    years = tuple(years) if years else data_years(tables)
+    as_of = as_of or data_cutoff(tables)
+    years = years or (as_of.year,)
+    backend = tables["contact"]._find_backend()
+    tag = uuid.uuid4().hex[:8]
+    years_table = upload(
+        backend, f"utfall_years_{tag}",
+        pa.table({"period": pa.array(list(years), pa.int64())}),
+    )
+    pop_expr = None
+    if any(i.kind == "rate" for i in selected):
+        pop = population if population is not None else read_population()
+        pop_expr = upload(backend, f"utfall_population_{tag}", pop.cast(POPULATION_SCHEMA))
+    ctx = CompileContext(
+        years=years, as_of=as_of, age_bands=tuple(age_bands),
+        population=pop_expr, years_table=years_table,
+    )
+    return ctx, selected
+
+
+def compile_catalogue(
+    tables: Mapping[str, ir.Table],
+    *,
+    indicators: Sequence[str] | None = None,
+    breakdowns: Sequence[str] = ALL_BREAKDOWNS,
+    years: Sequence[int] | None = None,
+    as_of: dt.date | None = None,
+    age_bands: Sequence[AgeBand] = DEFAULT_AGE_BANDS,
+    population: pa.Table | None = None,
+    catalogue: Catalogue | None = None,
+) -> dict[str, ir.Table]:
+    """One Ibis expression per indicator (not executed)."""
+    catalogue = catalogue or load_catalogue()
+    ctx, selected = _context(tables, indicators, years, as_of, age_bands, population, catalogue)
+    return {ind.id: compile_indicator(tables, ind, ctx, breakdowns) for ind in selected}
+
+
+def _run_units(
+    tables: Mapping[str, ir.Table],
+    selected: Sequence[Indicator],
+    ctx: CompileContext,
+    breakdowns: Sequence[str],
+    materialize: bool,
+    progress: Callable[[str], None] | None,
+) -> list[pa.Table]:
+    parts: list[pa.Table] = []
+    for group in _work_units(selected, fuse=materialize):
+        if not materialize:
+            parts.append(compile_indicator(tables, group[0], ctx, breakdowns).to_pyarrow())
+        elif fusion_key(group[0]) is not None:
+            parts.extend(_compute_fused(tables, group, ctx, breakdowns))
+        else:
+            parts.extend(_compute_staged(tables, group[0], ctx, breakdowns))
+        if progress:
+            for ind in group:
+                progress(ind.id)
+    return parts
+
+
+def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[list[Indicator]]:
+    """Indicators grouped by :func:`fusion_key` (catalogue order kept), else one by one."""
+    groups: dict[str, list[Indicator]] = {}
+    units: list[list[Indicator]] = []
+    for ind in selected:
+        key = fusion_key(ind) if fuse else None
+        if key is None:
+            units.append([ind])
+        elif key in groups:
+            groups[key].append(ind)
+        else:
+            groups[key] = [ind]
+            units.append(groups[key])
+    return units
+
+
+def _compute_fused(
+    tables: Mapping[str, ir.Table],
+    inds: Sequence[Indicator],
+    ctx: CompileContext,
+    breakdowns: Sequence[str],
+) -> list[pa.Table]:
+    """Execute indicators that share a population in one pass (see ``fused_base``)."""
+    names = [f"num_{k}" for k in range(len(inds))]
+    wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in inds)]
+    plan = {k: v for k, v in breakdown_plan(inds[0], wanted).items() if v}
+    out: list[pa.Table] = []
+    # first reduce to one row per (period, person, unit, substance group): 20 M contacts
+    # become ~12 M narrow rows that every stage reads (any() is associative)
+    reduced = reduce_subjects(fused_base(tables, inds, ctx), ["unit_id", "dx_group"], names)
+    with materialized(reduced) as base:
+        for stage, bds in plan.items():
+            table = stage_table(stage, base, tables, ctx, names)
+            with nullcontext(table) if len(bds) == 1 else materialized(table) as mat:
+                out.extend(_unfuse(fused_cells(stage, mat, names, bds).to_pyarrow(), inds, names))
+    return out
+
+
+def _unfuse(wide: pa.Table, inds: Sequence[Indicator], names: Sequence[str]) -> list[pa.Table]:
+    """Wide fused cells → the raw long rows of each indicator."""
+    out: list[pa.Table] = []
+    for name, ind in zip(names, inds, strict=True):
+        keep = pa.array(
+            [b in ind.allowed_breakdowns for b in wide["breakdown"].to_pylist()],
+            pa.bool_(),
+        )
+        w = wide.filter(keep)
+        n = w.num_rows
+        count = ind.kind == "count"
+        out.append(pa.table({
+            "indicator_id": pa.array([ind.id] * n, pa.string()),
+            "period": w["period"].cast(pa.string()),
+            "breakdown": w["breakdown"].cast(pa.string()),
+            "level": w["level"].cast(pa.string()),
+            "numerator": (w["den"] if count else w[name]).cast(pa.int64()),
+            "denominator": pa.nulls(n, pa.int64()) if count else w["den"].cast(pa.int64()),
+            "stat": pa.nulls(n, pa.float64()),
+        }))
+    return out
+
+
+def _compute_staged(
+    tables: Mapping[str, ir.Table],
+    ind: Indicator,
+    ctx: CompileContext,
+    breakdowns: Sequence[str],
+) -> list[pa.Table]:
+    """Execute one indicator stage by stage, materialising the shared intermediates.
+
+    Same expressions as :func:`compile_indicator`; the base table is computed once
+    (a temp table on DuckDB/PostgreSQL, a cached DataFrame on Spark) and each
+    stage (person, unit, substance group) is materialised when several
+    breakdowns read it.
+    """
+    out: list[pa.Table] = []
+    plan = {k: v for k, v in breakdown_plan(ind, breakdowns).items() if v}
+    if not plan:
+        return out
+    base_expr = compile_base(tables, ind, ctx)
+    if not is_statistic(ind):  # one row per subject, person, unit and group (see fused)
+        base_expr = reduce_subjects(base_expr, ["person_key", "unit_id", "dx_group"])
+    with materialized(base_expr) as base:
+        for stage, bds in plan.items():
+            table = stage_table(stage, base, tables, ctx)
+            if len(bds) > 1:
+                with materialized(table) as mat:
+                    cells = stage_cells(stage, mat, ind, ctx, bds)
+                    out.append(cells.to_pyarrow())
+            else:
+                out.append(stage_cells(stage, table, ind, ctx, bds).to_pyarrow())
+    return out
+
+
+def compute_catalogue(
+    tables: Mapping[str, ir.Table],
+    *,
+    indicators: Sequence[str] | None = None,
+    breakdowns: Sequence[str] = ALL_BREAKDOWNS,
+    years: Sequence[int] | None = None,
+    as_of: dt.date | None = None,
+    age_bands: Sequence[AgeBand] = DEFAULT_AGE_BANDS,
+    population: pa.Table | None = None,
+    catalogue: Catalogue | None = None,
+    progress: Callable[[str], None] | None = None,
+    materialize: bool = True,
+) -> pa.Table:
+    """Compute the catalogue (or ``indicators``) over canonical Ibis ``tables``.
+
+    ``years`` defaults to every year with contacts; ``as_of`` (data cut-off, used
+    for windows that must have passed, e.g. 12-month retention) defaults to the
+    latest contact date; ``population`` (municipality, year, sex, population) is
+    needed by ``rate`` indicators and defaults to the shipped example. Returns the
+    long result table described in the module docstring. ``progress`` is called
+    with each indicator id after it is computed.
+
+    With ``materialize`` (default) the same expressions run stage by stage:
+    contact indicators with the same population are fused into one pass (e.g. the
+    three KVÅ indicators and the person count), shared intermediates (person,
+    unit and substance-group stages; time_to index events) are materialised once
+    (temp tables on DuckDB/PostgreSQL, cached DataFrames on Spark). With
+    ``materialize=False`` each indicator's single expression from
+    :func:`compile_catalogue` is executed as is. Both give identical results.
+    """
+    catalogue = catalogue or load_catalogue()
+    ctx, selected = _context(tables, indicators, years, as_of, age_bands, population, catalogue)
+    parts = []
+    with ExitStack() as stack:
+        if materialize:  # index events shared by several time_to indicators: compute once
+            keys: dict[str, Indicator] = {}
+            for ind in selected:
+                if ind.kind == "time_to":
+                    keys.setdefault(time_to_key(ind), ind)
+            for key, ind in keys.items():
+                ctx.shared[key] = stack.enter_context(
+                    materialized(time_to_events(tables, ind, ctx))
+                )
+        parts = _run_units(tables, selected, ctx, breakdowns, materialize, progress)
+    ctx.shared.clear()
+
+    if not parts:
+        return RESULT_SCHEMA.empty_table()
+    raw = pa.concat_tables([p.select(parts[0].column_names).cast(parts[0].schema)
+                            for p in parts])
+    return finalise(raw, catalogue)
+
+
+# -------------------------------------------------------------------- stored results
+
+
+def store_results(
+    results: pa.Table,
+    folder: str | Path,
+    *,
+    catalogue_version: str | None = None,
+    run_id: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a run's results to ``<folder>/<run_id>/results.parquet`` (+ ``run.json``).
+
+    The run id, UTC timestamp and catalogue version are stored both in
+    ``run.json`` and in the Parquet schema metadata; ``<folder>/LATEST`` names the
+    newest run so dashboards read stored results instead of recomputing.
+    """
+    run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    meta = {
+        "run_id": run_id,
+        "computed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "catalogue_version": catalogue_version or load_catalogue().version,
+        "rows": str(results.num_rows),
+        **(extra or {}),
+    }
+    target = Path(folder) / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    table = results.replace_schema_metadata({f"utfall.{k}": v for k, v in meta.items()})
+    pq.write_table(table, target / "results.parquet")
+    (target / "run.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (Path(folder) / "LATEST").write_text(run_id, encoding="utf-8")
+    return target
+
+
+def load_results(folder: str | Path, run_id: str | None = None) -> tuple[pa.Table, dict]:
+    """Stored results of ``run_id`` (default: the latest run) and the run metadata."""
+    folder = Path(folder)
+    run_id = run_id or (folder / "LATEST").read_text(encoding="utf-8").strip()
+    meta = json.loads((folder / run_id / "run.json").read_text(encoding="utf-8"))
+    return pq.read_table(folder / run_id / "results.parquet"), meta

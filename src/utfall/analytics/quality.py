@@ -1,0 +1,164 @@
+"""Data-quality checks per unit and year, shaped to sit next to the indicators they affect.
+
+Result (pyarrow, long, one row per check × unit × year)::
+
+    check        str    uncoded_persons | missing_main_dx | volume_drop | coverage
+    period       str    "2021"
+    unit_id      str    "" for the region-wide coverage row
+    numerator    int64  e.g. persons without any KVÅ code
+    denominator  int64  e.g. persons with a substance main diagnosis
+    value        float64 share (0–1) or, for volume_drop, the relative change from
+                        the previous year (−0.4 = 40 % fewer contacts)
+    flag         bool   the check signals a problem (thresholds in QualityThresholds)
+    affects      str    ';'-joined indicator ids the check bears on
+
+The DOMAIN caveat: units code differently and stigma leads to under-coding, so a
+low KVÅ indicator next to a high ``uncoded_persons`` share reads as a coding gap,
+not necessarily a care gap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import ibis.expr.types as ir
+import pyarrow as pa
+
+KVA_INDICATORS = ("kva_au119", "kva_du119", "kva_au124")
+DX_INDICATORS = (
+    "kva_au119", "kva_du119", "kva_au124", "persons_substance_dx", "alcohol_relapse_medication",
+    "laro_opioid_dependence_treated", "cooccurring_psych_parallel", "rate_substance_dx",
+    "rate_alcohol_dx", "rate_narcotics_dx",
+)
+
+QUALITY_SCHEMA = pa.schema(
+    [
+        ("check", pa.string()),
+        ("period", pa.string()),
+        ("unit_id", pa.string()),
+        ("numerator", pa.int64()),
+        ("denominator", pa.int64()),
+        ("value", pa.float64()),
+        ("flag", pa.bool_()),
+        ("affects", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """When a check is flagged."""
+
+    uncoded_share: float = 0.9  # ≥ 90 % of persons with a substance dx have no KVÅ at all
+    missing_dx_share: float = 0.2  # ≥ 20 % of health-care contacts lack a main diagnosis
+    volume_drop: float = 0.3  # contacts fell ≥ 30 % from the previous year
+    coverage: float = 0.9  # < 90 % of expected units reported
+    min_persons: int = 5  # no flag below this denominator
+
+
+def _year(col: ir.DateValue) -> ir.IntegerValue:
+    return col.year().cast("int64")
+
+
+def _rows(table: pa.Table) -> list[dict]:
+    return table.to_pylist()
+
+
+def data_quality(
+    tables: Mapping[str, ir.Table],
+    *,
+    years: Sequence[int] | None = None,
+    thresholds: QualityThresholds | None = None,
+    expected_units: Sequence[str] | None = None,
+) -> pa.Table:
+    """Data-quality checks per unit and year over canonical Ibis ``tables``.
+
+    ``expected_units`` defaults to every unit in the ``unit`` table.
+    """
+    th = thresholds or QualityThresholds()
+    c = tables["contact"].mutate(period=lambda t: _year(t.date))
+    p = tables["procedure"].mutate(period=lambda t: _year(t.date))
+    if years:
+        c = c.filter(c.period.isin(list(years)))
+        p = p.filter(p.period.isin(list(years)))
+    out: list[dict] = []
+
+    # 1. coding completeness: persons with a substance main dx at the unit and year
+    #    but no KVÅ code at all registered by that unit that year
+    sub = c.filter(c.dx_group.notnull()).select("unit_id", "period", "person_key").distinct()
+    coded = p.select("unit_id", "period", "person_key").distinct().mutate(coded=True)
+    j = sub.left_join(coded, ["unit_id", "period", "person_key"])
+    j = j.mutate(coded=j.coded.fill_null(False))
+    agg = j.group_by("unit_id", "period").aggregate(
+        den=j.person_key.nunique(), num=j.person_key.nunique(where=~j.coded)
+    )
+    for r in _rows(agg.to_pyarrow()):
+        share = r["num"] / r["den"] if r["den"] else None
+        out.append(dict(check="uncoded_persons", period=str(r["period"]), unit_id=r["unit_id"],
+                        numerator=r["num"], denominator=r["den"], value=share,
+                        flag=bool(share is not None and r["den"] >= th.min_persons
+                                  and share >= th.uncoded_share),
+                        affects=";".join(KVA_INDICATORS)))
+
+    # 2. contacts without main diagnosis (health care; social services may lack one)
+    hc = c.filter(c.contact_type != "social_services")
+    agg = hc.group_by("unit_id", "period").aggregate(
+        den=hc.count(), num=hc.count(where=hc.main_dx.isnull() | (hc.main_dx == ""))
+    )
+    volumes: dict[tuple[str, int], int] = {}
+    for r in _rows(agg.to_pyarrow()):
+        share = r["num"] / r["den"] if r["den"] else None
+        out.append(dict(check="missing_main_dx", period=str(r["period"]), unit_id=r["unit_id"],
+                        numerator=r["num"], denominator=r["den"], value=share,
+                        flag=bool(share is not None and r["den"] >= th.min_persons
+                                  and share >= th.missing_dx_share),
+                        affects=";".join(DX_INDICATORS)))
+
+    # 3. sudden drops in volume (all contacts) between consecutive years
+    vol = c.group_by("unit_id", "period").aggregate(n=c.count())
+    for r in _rows(vol.to_pyarrow()):
+        volumes[(r["unit_id"], int(r["period"]))] = int(r["n"])
+    all_years = sorted({y for _, y in volumes} | set(years or ()))
+    units = sorted({u for u, _ in volumes})
+    for u in units:
+        for prev, cur in itertools.pairwise(all_years):
+            before = volumes.get((u, prev), 0)
+            now = volumes.get((u, cur), 0)
+            if before == 0:
+                continue
+            change = now / before - 1
+            out.append(dict(check="volume_drop", period=str(cur), unit_id=u, numerator=now,
+                            denominator=before, value=change,
+                            flag=bool(before >= th.min_persons and -change >= th.volume_drop),
+                            affects="*"))
+
+    # 4. register coverage: share of expected units with at least one contact in the year
+    if expected_units is None:
+        expected_units = tables["unit"].select("unit_id").to_pyarrow()["unit_id"].to_pylist()
+    expected = set(expected_units)
+    for y in all_years:
+        reporting = {u for (u, yy), n in volumes.items() if yy == y and n > 0} & expected
+        share = len(reporting) / len(expected) if expected else None
+        out.append(dict(check="coverage", period=str(y), unit_id="", numerator=len(reporting),
+                        denominator=len(expected), value=share,
+                        flag=bool(share is not None and share < th.coverage), affects="*"))
+        for u in sorted(expected):
+            out.append(dict(check="coverage", period=str(y), unit_id=u,
+                            numerator=int(u in reporting), denominator=1,
+                            value=float(u in reporting), flag=u not in reporting,
+                            affects="*"))
+    out.sort(key=lambda r: (r["check"], r["period"], r["unit_id"]))
+    return pa.Table.from_pylist(out, schema=QUALITY_SCHEMA)
+
+
+def quality_for(indicator_id: str, quality: pa.Table) -> pa.Table:
+    """The quality rows bearing on one indicator (``affects`` lists it, or ``*``)."""
+    keep = [
+        a == "*" or indicator_id in a.split(";") for a in quality["affects"].to_pylist()
+    ]
+    return quality.filter(pa.array(keep, pa.bool_()))
+
+
+__all__ = ["QualityThresholds", "data_quality", "quality_for"]
