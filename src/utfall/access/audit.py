@@ -25,11 +25,16 @@ ACTIONS = frozenset({"read", "change", "disclose", "copy", "create", "print", "i
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts: user name, role and the unit acted from (None for system jobs)."""
+    """Who acts: user name, role and the unit acted from (None for system jobs).
+
+    ``person_key`` is set only for role ``person`` (self-report by token): the one
+    person the actor is.
+    """
 
     user: str
     role: str
     unit_id: str | None = None
+    person_key: str | None = None
 
 
 def _digest(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -1,0 +1,144 @@
+"""The FastAPI application: JSON API under ``/api/`` and server-rendered pages.
+
+``create_app(settings)`` migrates the store (all heads) and wires routes, error
+pages (no stack traces to users) and security headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from utfall.access.audit import log_event
+from utfall.access.chainlock import install_audit_lock
+from utfall.access.policy import AccessDenied
+from utfall.config import Settings, get_settings
+from utfall.store.db import ensure_schema, get_engine
+from utfall.web.render import locale_of, render
+from utfall.web.security import CsrfFailed, NotAuthenticated
+from utfall.web.services import ResultCache
+
+log = logging.getLogger("utfall.web")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the web application on the configured (or given) store."""
+    settings = settings or get_settings()
+    engine = get_engine(settings.effective_database_url)
+    ensure_schema(engine)
+    install_audit_lock(engine)
+    app = FastAPI(
+        title="Utfall",
+        description="Uppföljning av utfall i beroendevården / outcome follow-up in addiction "
+                    "care. Every route returning or changing personal data needs a session "
+                    "(cookie + CSRF header, or `Authorization: Bearer` from `POST /api/session`).",
+        version="0.1.0",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.locale = settings.locale
+    app.state.results = ResultCache()
+
+    from utfall.web import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
+              name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(request: Request, _exc: NotAuthenticated) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": "not authenticated"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, _exc: CsrfFailed) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": "missing or invalid CSRF token"}, status_code=403)
+        return render(request, "error.html", {"status": 403, "key": "web.error.csrf"}, 403)
+
+    @app.exception_handler(AccessDenied)
+    async def access_denied(request: Request, exc: AccessDenied) -> Response:
+        _log_denial(request, exc)
+        if _is_api(request):
+            return JSONResponse({"detail": exc.en, "code": exc.code, "sv": exc.sv, "en": exc.en},
+                                status_code=403)
+        return render(request, "error.html",
+                      {"status": 403, "reason": exc.text(locale_of(request)),
+                       "code": exc.code, "person_key": getattr(request.state, "person_key",
+                                                               None)}, 403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+        key = {404: "web.error.404", 403: "web.error.403", 405: "web.error.405"}.get(
+            exc.status_code, "web.error.generic")
+        return render(request, "error.html", {"status": exc.status_code, "key": key},
+                      exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                      for e in exc.errors()]
+            return JSONResponse({"detail": errors}, status_code=422)
+        return render(request, "error.html", {"status": 400, "key": "web.error.400"}, 400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path,
+                      exc_info=exc)
+        if _is_api(request):
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        return render(request, "error.html", {"status": 500, "key": "web.error.500"}, 500)
+
+    return app
+
+
+def _log_denial(request: Request, exc: AccessDenied) -> None:
+    """Write a refused person-level access to the audit log (own transaction)."""
+    principal = getattr(request.state, "principal", None)
+    person_key = getattr(request.state, "person_key", None)
+    if principal is None or person_key is None:
+        return
+    try:
+        with request.app.state.engine.begin() as conn:
+            log_event(conn, principal.actor, "read", person_key,
+                      {"denied": True, "code": exc.code, "path": request.url.path[:200]})
+    except Exception:  # never turn a 403 into a 500
+        log.exception("could not log a refused access")

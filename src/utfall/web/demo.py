@@ -1,0 +1,122 @@
+"""Demo accounts and consents on an imported synthetic region (``utfall demo``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from utfall.access.accounts import create_user, set_password
+from utfall.access.audit import Actor
+from utfall.access.consent import record_consent
+from utfall.access.policy import person_organisations
+from utfall.store.db import ensure_schema
+from utfall.store.models import Contact, Organisation, Person, Unit
+from utfall.store.models_access import Consent, UserAccount
+
+DEMO_CATEGORIES = ("assessments", "enrolments", "contacts", "interventions", "medication")
+
+
+def _units(conn) -> list[tuple[str, str, str, str, int, str | None]]:
+    return [tuple(r) for r in conn.execute(
+        select(Unit.unit_id, Unit.name, Unit.care_level, Organisation.principal_type,
+               Organisation.id, Unit.municipality_code)
+        .join(Organisation, Organisation.id == Unit.organisation_id).order_by(Unit.unit_id))]
+
+
+def _pick_units(conn) -> tuple[tuple, tuple]:
+    units = _units(conn)
+    region = [u for u in units if u[3] == "region"]
+    if not region:
+        raise ValueError("no region unit in the store: import the synthetic region first")
+    clinic = next((u for u in region if "beroende" in u[1].lower()
+                   and u[2] == "specialist_outpatient"), region[0])
+    municipal = [u for u in units if u[3] == "municipality"]
+    if not municipal:
+        raise ValueError("no municipal unit in the store: import the synthetic region first")
+    social = next((u for u in municipal if u[5] and u[5] == clinic[5]), municipal[0])
+    return clinic, social
+
+
+def create_demo_accounts(engine: Engine, *, consents: int = 5,
+                         persons_file: Path | None = None) -> list[tuple[str, str, str, str]]:
+    """Create (or reset) the demo users with fresh random passwords and record some
+    consents from the clinic's region to the social worker's municipality.
+
+    Returns ``(user, password, role, unit)`` rows to print. When ``persons_file`` is
+    given, synthetic identity numbers of persons with and without consent are written
+    there so the cross-principal flow can be tried.
+    """
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        clinic, social = _pick_units(conn)
+        plan = [("anna.klinik", "clinician", clinic[0], "Anna Klinik"),
+                ("sara.soc", "social_worker", social[0], "Sara Socialsekreterare"),
+                ("maria.chef", "unit_manager", clinic[0], "Maria Enhetschef"),
+                ("olle.analys", "analyst", clinic[0], "Olle Analytiker"),
+                ("admin", "admin", "", "Administratör")]
+        rows = []
+        for user, role, unit, display in plan:
+            password = "demo-" + secrets.token_urlsafe(9)
+            exists = conn.execute(select(UserAccount.id).where(UserAccount.username == user)
+                                  ).first()
+            if exists:
+                set_password(conn, user, password)
+            else:
+                create_user(conn, user, role, [unit] if unit else [], password=password,
+                            display_name=display)
+            rows.append((user, password, role, unit or "-"))
+        shared, unshared = _demo_consents(conn, clinic, social, consents)
+    if persons_file is not None:
+        _write_persons(engine, persons_file, shared, unshared)
+    return rows
+
+
+def _demo_consents(conn, clinic: tuple, social: tuple, wanted: int) -> tuple[list[str], list[str]]:
+    """Consents region → municipality for some persons the clinic's organisation knows."""
+    region_org, municipal_org = clinic[4], social[4]
+    candidates = list(conn.execute(
+        select(Contact.person_key).where(Contact.unit_id == clinic[0]).distinct()
+        .order_by(Contact.person_key).limit(200)).scalars())
+    existing = set(conn.execute(select(Consent.person_key).where(
+        Consent.from_organisation_id == region_org,
+        Consent.to_organisation_id == municipal_org, Consent.revoked_at.is_(None))).scalars())
+    actor = Actor("anna.klinik", "clinician", clinic[0])
+    shared: list[str] = sorted(existing)[:wanted]
+    unshared: list[str] = []
+    for key in candidates:
+        if key in existing:
+            continue
+        if len(shared) < wanted and region_org in person_organisations(conn, key):
+            record_consent(conn, actor, key, to_organisation_id=municipal_org,
+                           categories=DEMO_CATEGORIES,
+                           valid_from=dt.date.today() - dt.timedelta(days=30),
+                           valid_to=dt.date.today() + dt.timedelta(days=365), form="written",
+                           note="Demo: samtycke vid SIP-möte / consent at a SIP meeting")
+            shared.append(key)
+        elif len(unshared) < wanted and municipal_org not in person_organisations(conn, key):
+            unshared.append(key)
+        if len(shared) >= wanted and len(unshared) >= wanted:
+            break
+    return shared, unshared
+
+
+def _write_persons(engine: Engine, path: Path, shared: list[str], unshared: list[str]) -> None:
+    """Synthetic identity numbers of demo persons (never for real persons)."""
+    from utfall.access.pseudonym import IdentityVault
+    from utfall.config import get_settings
+
+    vault = IdentityVault(get_settings().effective_encryption_key)
+    lines = ["# Syntetiska personer / synthetic persons (demo only)"]
+    with engine.connect() as conn:
+        for label, keys in (("consent", shared), ("no-consent", unshared)):
+            for key in keys:
+                row = conn.execute(select(Person.pnr_encrypted, Person.synthetic)
+                                   .where(Person.person_key == key)).first()
+                if row is None or not row.synthetic:
+                    continue
+                lines.append(f"{label}\t{vault.decrypt(row.pnr_encrypted)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,65 @@
+"""Jinja2 rendering with the request's language (Swedish default, English switch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from utfall.i18n import LOCALES, t
+from utfall.web.security import LANG_COOKIE
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def locale_of(request: Request) -> str:
+    """``?lang=``, then the language cookie, then the configured default."""
+    lang = (request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+            or getattr(request.state, "forced_locale", None))
+    if lang in LOCALES:
+        return str(lang)
+    default = getattr(request.app.state, "locale", "sv")
+    return default if default in LOCALES else "sv"
+
+
+def translator(locale: str):
+    """``_(key, **values)`` for templates."""
+
+    def _(key: str, **values: Any) -> str:
+        return t(key, locale, **values)
+
+    return _
+
+
+def local(value: Any, locale: str) -> str:
+    """Text of a ``{sv, en}`` mapping or object (or the value itself)."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return str(value.get(locale) or value.get("sv") or "")
+    if hasattr(value, "sv"):
+        return str(getattr(value, locale, None) or value.sv)
+    return str(value)
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None,
+           status_code: int = 200) -> HTMLResponse:
+    """Render ``name`` with the common context (user, language, CSRF token)."""
+    locale = locale_of(request)
+    principal = getattr(request.state, "principal", None)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "locale": locale,
+        "_": translator(locale),
+        "L": lambda v: local(v, locale),
+        "principal": principal,
+        "csrf_token": principal.session.csrf_token if principal else "",
+        "svg": Markup,
+    }
+    ctx.update(context or {})
+    response = TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code)
+    return response

@@ -1,0 +1,127 @@
+"""Authentication and CSRF for the web app.
+
+A request is authenticated by the session cookie (browser) or by
+``Authorization: Bearer <token>`` (API clients; the token comes from
+``POST /api/session``). Cookie-authenticated requests that change state must carry
+the session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``);
+bearer requests carry no ambient authority and need none.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy import Engine
+
+from utfall.access.accounts import Account, load_account
+from utfall.access.audit import Actor
+from utfall.access.sessions import SessionInfo, check_csrf, load_session
+
+SESSION_COOKIE = "utfall_session"
+LOGIN_CSRF_COOKIE = "utfall_login_csrf"
+LANG_COOKIE = "utfall_lang"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class NotAuthenticated(Exception):
+    """No valid session or token."""
+
+
+class CsrfFailed(Exception):
+    """A state-changing request without the right CSRF token."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user of a request."""
+
+    account: Account
+    session: SessionInfo
+    via: str  # "cookie" or "bearer"
+
+    @property
+    def actor(self) -> Actor:
+        """The audit/policy actor: user, role and the unit acted from."""
+        return Actor(self.account.username, self.account.role, self.session.unit_id)
+
+    @property
+    def role(self) -> str:
+        return self.account.role
+
+    @property
+    def unit_id(self) -> str | None:
+        return self.session.unit_id
+
+
+def cookie_secure(request: Request) -> bool:
+    """Secure cookies over HTTPS, or always when ``UTFALL_COOKIE_SECURE=1``."""
+    forced = os.environ.get("UTFALL_COOKIE_SECURE", "").lower()
+    if forced in {"1", "true", "yes"}:
+        return True
+    if forced in {"0", "false", "no"}:
+        return False
+    return request.url.scheme == "https"
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str,
+               max_age: int | None = None, http_only: bool = True) -> None:
+    """Set a cookie with the project's flags (HttpOnly, SameSite=Strict, Secure on TLS)."""
+    response.set_cookie(name, value, max_age=max_age, httponly=http_only, samesite="strict",
+                        secure=cookie_secure(request), path="/")
+
+
+def token_of(request: Request) -> tuple[str | None, str]:
+    """The session token presented and how (``bearer`` or ``cookie``)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip(), "bearer"
+    return request.cookies.get(SESSION_COOKIE), "cookie"
+
+
+def authenticate(engine: Engine, request: Request) -> Principal | None:
+    """The principal of the request, or None."""
+    token, via = token_of(request)
+    if not token:
+        return None
+    with engine.begin() as conn:
+        session = load_session(conn, token)
+        if session is None:
+            return None
+        account = load_account(conn, session.user_id)
+    if account is None:
+        return None
+    if session.unit_id is not None and session.unit_id not in account.units:
+        return None
+    return Principal(account, session, via)
+
+
+def require_csrf(request: Request, principal: Principal, form: dict[str, Any] | None) -> None:
+    """Raise :class:`CsrfFailed` for an unsafe cookie request without the CSRF token."""
+    if request.method in SAFE_METHODS or principal.via == "bearer":
+        return
+    presented = request.headers.get("x-csrf-token")
+    if presented is None and form is not None:
+        value = form.get("csrf_token")
+        presented = value if isinstance(value, str) else None
+    if not check_csrf(principal.session, presented):
+        raise CsrfFailed()
+
+
+def login_csrf(request: Request) -> str:
+    """The pre-login CSRF value (double-submit cookie), new if absent."""
+    return request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+def check_login_csrf(request: Request, presented: str | None) -> bool:
+    """Double-submit check of the login form."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
+    return bool(cookie and presented) and secrets.compare_digest(cookie or "", presented or "")
+
+
+def client_of(request: Request) -> str | None:
+    """The client address (for login rate limiting)."""
+    return request.client.host if request.client else None
