@@ -35,7 +35,7 @@ def print_regional(table: pa.Table, locale: str) -> None:
     last = None
     for row in table.to_pylist():
         group = row["dx_group"]
-        label = f"{group} {group_label(group, locale).lower()}" if group != last else ""
+        label = group_label(group, locale) if group != last else ""
         out.add_row(label, str(row["year"]), row["AU119"], row["AU124"], row["DU119"],
                     row["persons"])
         last = group
@@ -86,10 +86,10 @@ def demo(
     console.print(t("demo.took", seconds=f"{seconds:.0f}"))
     console.print(t("demo.next"))
     if serve:
-        _serve(engine, port)
+        _serve(engine, port, database)
 
 
-def _serve(engine, port: int) -> None:
+def _serve(engine, port: int, database: str | None) -> None:
     """Start the web app with demo accounts, if the web package is installed."""
     try:
         from utfall.web.demo import create_demo_accounts
@@ -99,15 +99,20 @@ def _serve(engine, port: int) -> None:
 
     from utfall.web.app import create_app
 
-    accounts = create_demo_accounts(engine)
+    persons_file = get_settings().data_dir / "demo" / "demo-persons.txt"
+    accounts = create_demo_accounts(engine, persons_file=persons_file)
     table = Table(title=t("demo.accounts"))
     for name in ("user", "password", "role", "unit"):
         table.add_column(name)
     for row in accounts:
         table.add_row(*(str(v) for v in row))
     console.print(table)
+    console.print(t("demo.persons_file", path=persons_file.resolve()))
     console.print(t("demo.serving", url=f"http://127.0.0.1:{port}/"))
-    uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    settings = get_settings()
+    if database:  # serve the store the demo wrote to
+        settings = settings.model_copy(update={"database_url": database})
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
 def demo_folder(persons: int, seed: int) -> Path:
