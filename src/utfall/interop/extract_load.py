@@ -200,13 +200,36 @@ def _write(conn: Connection, table: str, frame: pl.DataFrame, cols: tuple[str, .
     sql = (f"INSERT INTO {table} ({col_list}) VALUES ({', '.join('?' for _ in cols)}) "
            f"ON CONFLICT ({', '.join(keys)}) {on_conflict}")
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    rebuild = _drop_secondary_indexes(cursor, table, total)
     done = 0
     for chunk in frame.iter_slices(CHUNK):
         cursor.executemany(sql, chunk.iter_rows())
         done += chunk.height
         if progress:
             progress(label, done, total)
+    for create in rebuild:
+        cursor.execute(create)
     cursor.close()
+
+
+def _drop_secondary_indexes(cursor, table: str, incoming: int) -> list[str]:
+    """SQLite: drop the table's secondary indexes when the load is larger than the table.
+
+    Building an index once after the load (a sort) is much cheaper than updating it
+    row by row in random key order. DDL is transactional in SQLite, so a failed or
+    killed import still leaves the old indexes in place. Returns the statements that
+    re-create the indexes.
+    """
+    if incoming < 10_000:
+        return []
+    existing = cursor.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if existing >= incoming:
+        return []
+    rows = cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                          "AND tbl_name = ? AND sql IS NOT NULL", (table,)).fetchall()
+    for name, _sql in rows:
+        cursor.execute(f'DROP INDEX "{name}"')
+    return [create for _name, create in rows]
 
 
 def _write_postgres(conn: Connection, table: str, frame: pl.DataFrame, col_list: str,

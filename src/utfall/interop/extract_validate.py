@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -134,17 +135,21 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
         frames["units"] = units
     if persons is not None:
         frames["persons"] = persons.drop("_raw", "_birth")
-    if "contacts" in raw:
-        frames["contacts"] = _contacts(raw["contacts"], ctx)
-    if "procedures" in raw:
-        frames["procedures"] = _procedures(raw["procedures"], ctx, frames.get("contacts"))
-    if "medications" in raw:
-        frames["medications"] = _medications(raw["medications"], ctx)
-    if "enrolments" in raw:
-        frames["enrolments"] = _enrolments(raw["enrolments"], ctx, progs)
-    if "assessments" in raw:
-        frames["assessments"] = _assessments(raw["assessments"], ctx,
-                                             instruments or default_registry())
+    # Assessments (per-row scoring in Python) run in a worker thread while the other
+    # tables are validated: Polars releases the GIL, so the two overlap on 2+ cores.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        scored = pool.submit(_assessments, raw["assessments"], ctx,
+                             instruments or default_registry()) if "assessments" in raw else None
+        if "contacts" in raw:
+            frames["contacts"] = _contacts(raw["contacts"], ctx)
+        if "procedures" in raw:
+            frames["procedures"] = _procedures(raw["procedures"], ctx, frames.get("contacts"))
+        if "medications" in raw:
+            frames["medications"] = _medications(raw["medications"], ctx)
+        if "enrolments" in raw:
+            frames["enrolments"] = _enrolments(raw["enrolments"], ctx, progs)
+        if scored is not None:
+            frames["assessments"] = scored.result()
 
     order = {f"{n}.{e}": i for i, n in enumerate(spec.ORDER) for e in ("csv", "parquet")}
     out.errors.sort(key=lambda p: (order.get(p.file, -1), p.file, p.line, p.column))
