@@ -81,6 +81,14 @@ def demo(
     print_regional(table, locale)
     html_path = (settings.data_dir / "demo" / "regional.html").resolve()
     html_path.write_text(render_regional_html(table, locale), encoding="utf-8")
+    console.rule(t("demo.step_indicators"))
+    from utfall.analytics.runs import latest_results, runs_folder
+
+    with progress_bar() as bar:
+        bar.add_task(t("demo.computing"), total=None)
+        results = latest_results(engine)
+    console.print(t("demo.indicators_stored", n=results.num_rows if results else 0,
+                    folder=runs_folder().resolve()))
     seconds = time.perf_counter() - began
     console.print(t("demo.written", path=html_path))
     console.print(t("demo.took", seconds=f"{seconds:.0f}"))
