@@ -48,11 +48,8 @@ def pg_url() -> Iterator[str]:
     finally:
         from utfall.store.db import _engine_for
 
-        for url in (f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",):
-            try:
-                _engine_for(url).dispose()
-            except Exception:
-                pass
+        # release pooled connections so the database can be dropped
+        _engine_for(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}").dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from utfall.analytics.engine import RESULT_SCHEMA
+
 QUALITY_TITLES: dict[str, dict[str, str]] = {
     "dq_uncoded_persons": {
         "sv": "Personer med huvuddiagnos F10–F19 utan någon registrerad KVÅ-åtgärd vid enheten",
@@ -41,20 +43,7 @@ QUALITY_TITLES: dict[str, dict[str, str]] = {
     },
 }
 
-_SCHEMA = pa.schema(
-    [
-        ("indicator_id", pa.string()),
-        ("period", pa.string()),
-        ("breakdown", pa.string()),
-        ("level", pa.string()),
-        ("numerator", pa.int64()),
-        ("denominator", pa.int64()),
-        ("value", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-        ("flag", pa.bool_()),
-    ]
-)
+_SCHEMA = RESULT_SCHEMA.append(pa.field("flag", pa.bool_()))
 CHECKS = ("uncoded_persons", "missing_main_dx", "volume_drop")
 
 
