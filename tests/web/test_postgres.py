@@ -1,5 +1,5 @@
 """The web app on PostgreSQL: consent flow, and concurrent audited requests keep the
-hash chain intact (the advisory lock of ``utfall.access.chainlock``)."""
+hash chain intact (appends at commit under an advisory lock, ``utfall.access.audit``)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,13 @@
 Each event stores the hash of its predecessor; ``verify_chain`` recomputes every
 hash, so an edited, inserted or deleted row is detected. ``prev_hash`` is unique,
 so two concurrent writers cannot both extend the same predecessor.
+
+On PostgreSQL, events logged inside a transaction are buffered on the connection and
+appended when that transaction commits, under a transaction-scoped advisory lock:
+concurrent requests then serialise only for the append itself (about a millisecond),
+not for the whole request. A rolled-back transaction leaves no events, exactly as an
+immediate insert would. SQLite appends immediately (it has one writer at a time, and
+a read transaction that starts writing late could fail with SQLITE_BUSY).
 """
 
 from __future__ import annotations
@@ -14,12 +21,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.exc import IntegrityError
 
 from utfall.store.models import AuditEvent
 
 GENESIS = "0" * 64
+LOCK_KEY = 0x55746661  # "Utfa": advisory lock serialising appends on PostgreSQL
+_PENDING = "utfall.audit.pending"
+_hooked: set[int] = set()
 ACTIONS = frozenset({"read", "change", "disclose", "copy", "create", "print", "import", "export"})
 
 
@@ -50,8 +60,8 @@ def _fields(at: dt.datetime, actor: str, role: str, unit_id: str | None, action:
 
 
 def log_event(conn: Connection, actor: Actor, action: str, person_key: str | None = None,
-              detail: dict[str, Any] | None = None, *, at: dt.datetime | None = None) -> str:
-    """Append one event inside the caller's transaction; returns its hash.
+              detail: dict[str, Any] | None = None, *, at: dt.datetime | None = None) -> None:
+    """Record one event as part of the caller's transaction.
 
     ``detail`` must never contain identity numbers (callers pass ``person_key``).
     """
@@ -59,6 +69,16 @@ def log_event(conn: Connection, actor: Actor, action: str, person_key: str | Non
         raise ValueError(f"unknown audit action {action!r}")
     detail = detail or {}
     at = at or dt.datetime.now(dt.UTC)
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        _install_hooks(conn.engine)
+        conn.info.setdefault(_PENDING, []).append(
+            (at, actor.user, actor.role, actor.unit_id, action, person_key, detail))
+        return
+    _append_now(conn, at, actor, action, person_key, detail)
+
+
+def _append_now(conn: Connection, at: dt.datetime, actor: Actor, action: str,
+                person_key: str | None, detail: dict[str, Any]) -> None:
     for _attempt in range(5):
         prev = conn.execute(
             select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
@@ -71,10 +91,49 @@ def log_event(conn: Connection, actor: Actor, action: str, person_key: str | Non
                     at=at, actor=actor.user, role=actor.role, unit_id=actor.unit_id,
                     action=action, person_key=person_key, detail=detail,
                     prev_hash=prev, hash=digest))
-            return digest
+            return
         except IntegrityError:  # a concurrent writer extended the same predecessor
             continue
     raise RuntimeError("could not append to the audit log")
+
+
+def _install_hooks(engine: Engine) -> None:
+    """Append buffered events at commit; drop them on rollback or pool reset."""
+    if id(engine) in _hooked:
+        return
+    _hooked.add(id(engine))
+
+    @event.listens_for(engine, "commit")
+    def _flush(conn: Connection) -> None:
+        pending = conn.info.pop(_PENDING, None)
+        if pending:
+            _append_pending(conn, pending)
+
+    @event.listens_for(engine, "rollback")
+    def _discard(conn: Connection) -> None:
+        conn.info.pop(_PENDING, None)
+
+    @event.listens_for(engine, "reset")
+    def _reset(_dbapi_conn: Any, record: Any, *_args: Any) -> None:
+        record.info.pop(_PENDING, None)
+
+
+def _append_pending(conn: Connection, pending: list[tuple]) -> None:
+    """Chain and insert buffered events just before COMMIT (PostgreSQL, raw DBAPI)."""
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        cur.execute("SELECT hash FROM audit_event ORDER BY id DESC LIMIT 1")
+        row = cur.fetchone()
+        prev = row[0] if row else GENESIS
+        for at, user, role, unit_id, action, person_key, detail in pending:
+            digest = _digest(prev, _fields(at, user, role, unit_id, action, person_key, detail))
+            cur.execute(
+                "INSERT INTO audit_event (at, actor, role, unit_id, action, person_key, "
+                "detail, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s)",
+                (at, user, role, unit_id, action, person_key,
+                 json.dumps(detail, default=str), prev, digest))
+            prev = digest
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from utfall.access.audit import log_event
-from utfall.access.chainlock import install_audit_lock
 from utfall.access.policy import AccessDenied
 from utfall.config import Settings, get_settings
 from utfall.store.db import ensure_schema, get_engine
@@ -40,7 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = get_engine(settings.effective_database_url)
     ensure_schema(engine)
-    install_audit_lock(engine)
     app = FastAPI(
         title="Utfall",
         description="Uppföljning av utfall i beroendevården / outcome follow-up in addiction "
