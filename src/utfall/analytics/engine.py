@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
@@ -289,12 +290,42 @@ def _compute_fused(
     # first reduce to one row per (period, person, unit, substance group): 20 M contacts
     # become ~12 M narrow rows that every stage reads (any() is associative)
     reduced = reduce_subjects(fused_base(tables, inds, ctx), ["unit_id", "dx_group"], names)
-    with materialized(reduced) as base:
+    with ExitStack() as stack:
+        # integer surrogate person keys (results never contain them): every later stage
+        # groups by (period, subject), and int64 hashes far cheaper than 64-char keys
+        with materialized(reduced) as red:
+            ids = stack.enter_context(materialized(person_ids(red)))
+            base = stack.enter_context(materialized(with_person_ids(red, ids, names)))
+        numbered = {**tables, "person": numbered_persons(tables, ids)}
         for stage, bds in plan.items():
-            table = stage_table(stage, base, tables, ctx, names)
+            table = stage_table(stage, base, numbered, ctx, names)
             with nullcontext(table) if len(bds) == 1 else materialized(table) as mat:
                 out.extend(_unfuse(fused_cells(stage, mat, names, bds).to_pyarrow(), inds, names))
     return out
+
+
+def person_ids(reduced: ir.Table) -> ir.Table:
+    """``person_key, pid``: the distinct subjects of ``reduced`` numbered 1, 2, … (int64)."""
+    keys = reduced.select(person_key=reduced.subject).distinct()
+    keys = keys.filter(keys.person_key.notnull())
+    return keys.mutate(pid=(ibis.row_number().over(order_by=keys.person_key) + 1).cast("int64"))
+
+
+def with_person_ids(reduced: ir.Table, ids: ir.Table, names: Sequence[str]) -> ir.Table:
+    """``reduced`` with ``subject`` replaced by its integer ``pid`` (null stays null)."""
+    j = reduced.left_join(ids, reduced.subject == ids.person_key)
+    return j.select(
+        period=j.period, subject=j.pid, unit_id=j.unit_id, dx_group=j.dx_group,
+        **{n: j[n] for n in names},
+    )
+
+
+def numbered_persons(tables: Mapping[str, ir.Table], ids: ir.Table) -> ir.Table:
+    """The person attributes keyed by ``pid`` (as ``person_key``) for the fused stages."""
+    p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
+    j = ids.inner_join(p, "person_key")
+    return j.select(person_key=j.pid, sex=j.sex, birth_year=j.birth_year,
+                    municipality=j.municipality)
 
 
 def _unfuse(wide: pa.Table, inds: Sequence[Indicator], names: Sequence[str]) -> list[pa.Table]:
