@@ -114,7 +114,7 @@ def _install_hooks(engine: Engine) -> None:
         conn.info.pop(_PENDING, None)
 
     @event.listens_for(engine, "reset")
-    def _reset(_dbapi_conn: Any, record: Any, *_args: Any) -> None:
+    def _reset(_dbapi_conn: Any, record: Any, _reset_state: Any) -> None:
         record.info.pop(_PENDING, None)
 
 
