@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -48,8 +49,10 @@ def demo(
     persons: Annotated[int, typer.Option(min=100, help="Number of synthetic persons.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 2026,
     database: DatabaseOpt = None,
-    serve: Annotated[bool, typer.Option(
-        help="Start the web app on the demo data afterwards (Ctrl+C stops it).")] = True,
+    serve: Annotated[bool | None, typer.Option(
+        "--serve/--no-serve",
+        help="Start the web app on the demo data afterwards (Ctrl+C stops it); "
+             "default: only when run in a terminal.")] = None,
     port: Annotated[int, typer.Option(help="Port for the web app.")] = 8000,
 ) -> None:
     """Demo: syntetisk region, import och regional tabell / synthetic region end to end."""
@@ -93,8 +96,12 @@ def demo(
     console.print(t("demo.written", path=html_path))
     console.print(t("demo.took", seconds=f"{seconds:.0f}"))
     console.print(t("demo.next"))
+    if serve is None:  # interactive: end in the web app; scripts and CI: return
+        serve = sys.stdin.isatty() and sys.stdout.isatty()
     if serve:
         _serve(engine, port, database)
+    else:
+        console.print(t("demo.serve_hint", port=port))
 
 
 def _serve(engine, port: int, database: str | None) -> None:
