@@ -32,22 +32,13 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from utfall.analytics.schema import RESULT_SCHEMA
 from utfall.content import list_content, load_yaml
 
 Method = Literal["suppression", "cell_key"]
 INF = math.inf
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "indicator_id",
-    "period",
-    "breakdown",
-    "level",
-    "numerator",
-    "denominator",
-    "value",
-    "ci_low",
-    "ci_high",
-)
+RESULT_COLUMNS: tuple[str, ...] = tuple(RESULT_SCHEMA.names)
 DISPLAY_COLUMNS: tuple[str, ...] = (
     "numerator_display",
     "denominator_display",

@@ -55,22 +55,10 @@ from utfall.analytics.compiler import (
     time_to_key,
 )
 from utfall.analytics.engines import upload
+from utfall.analytics.schema import RESULT_SCHEMA
 from utfall.analytics.stats import wilson
 from utfall.content import content_text
 
-RESULT_SCHEMA = pa.schema(
-    [
-        ("indicator_id", pa.string()),
-        ("period", pa.string()),
-        ("breakdown", pa.string()),
-        ("level", pa.string()),
-        ("numerator", pa.int64()),
-        ("denominator", pa.int64()),
-        ("value", pa.float64()),
-        ("ci_low", pa.float64()),
-        ("ci_high", pa.float64()),
-    ]
-)
 POPULATION_SCHEMA = pa.schema(
     [
         ("municipality", pa.string()),

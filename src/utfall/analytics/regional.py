@@ -398,6 +398,11 @@ def render_regional_xlsx(
     notes.append([t["intro"]])
     notes.append([t["note"]])
     notes.append([f"{t['disclosure']}: {rules_text(table, locale)}"])
+    return workbook_bytes(wb, path)
+
+
+def workbook_bytes(wb: Any, path: str | Path | None = None) -> bytes:
+    """The XLSX bytes of an openpyxl workbook, also written to ``path`` when given."""
     buffer = io.BytesIO()
     wb.save(buffer)
     data = buffer.getvalue()

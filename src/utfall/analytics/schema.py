@@ -89,6 +89,22 @@ TABLES: dict[str, pa.Schema] = {
 
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
+# The indicator result format (long, one row per cell) that the engine produces and
+# disclosure control, reports and the web consume.
+RESULT_SCHEMA = pa.schema(
+    [
+        ("indicator_id", pa.string()),
+        ("period", pa.string()),
+        ("breakdown", pa.string()),
+        ("level", pa.string()),
+        ("numerator", pa.int64()),
+        ("denominator", pa.int64()),
+        ("value", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+    ]
+)
+
 
 def empty_table(name: str) -> pa.Table:
     """An empty Arrow table with the canonical schema of ``name``."""

@@ -36,11 +36,11 @@ from utfall.followup import (
     validate_end,
     validate_enrolment_data,
 )
+from utfall.interop.extract_spec import END_REASONS
 from utfall.store.models import Enrolment
 from utfall.store.models_care import CareEnrolment, CarePhaseEvent, CareStageOwner
 
 # fallback end reasons for programmes that list none (extract format v1)
-END_REASONS = ("completed", "dropout", "involuntary_discharge", "transferred", "deceased", "other")
 
 
 def programme_of(programme_id: str) -> Programme:

@@ -127,7 +127,7 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
 
     progs = programmes or spec.DEFAULT_PROGRAMMES
     frames: dict[str, pl.DataFrame] = {}
-    units = _units(raw.get("units"), out)
+    units = _units(raw.get("units"), out, today)
     persons = _persons(raw.get("persons"), out, secret_key, today)
     unit_ids = units["unit_id"] if units is not None else pl.Series("unit_id", [], pl.String)
     ctx = _Context(out, today, unit_ids, persons, secret_key, broken)
@@ -277,10 +277,10 @@ def _duplicates(df: pl.DataFrame, key: str, what: str) -> pl.DataFrame:
         pl.format(what + " (first on line {})", pl.col("_first")).alias("reason"))
 
 
-def _units(table: RawTable | None, out: _Collector) -> pl.DataFrame | None:
+def _units(table: RawTable | None, out: _Collector, today: dt.date) -> pl.DataFrame | None:
     if table is None:
         return None
-    df = _basic_checks(table, out, _today())
+    df = _basic_checks(table, out, today)
     ids = df.filter(pl.col("unit_id").is_not_null())
     out.add(table.file, _duplicates(
         ids, "unit_id", "duplicate unit_id"))

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from utfall.analytics.engine import RESULT_SCHEMA
+from utfall.analytics.schema import RESULT_SCHEMA
 
 QUALITY_TITLES: dict[str, dict[str, str]] = {
     "dq_uncoded_persons": {

@@ -10,7 +10,6 @@ protection); the renderers refuse tables that have not.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from utfall.analytics.regional import (
     group_label,
     kva_label,
     regional_table,
+    workbook_bytes,
 )
 from utfall.reports.charts import funnel_chart, trend_chart
 from utfall.reports.quality import QUALITY_TITLES, quality_results, silent_units
@@ -576,9 +576,4 @@ def render_report_xlsx(report: Report, locale: str = "sv", path: str | Path | No
         rules.append([f"{t['source']}: {report.source}"])
     if "no_indicators" in report.notes:
         rules.append([t["no_indicators"]])
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    data = buffer.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return workbook_bytes(wb, path)
