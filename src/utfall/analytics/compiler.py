@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
-from utfall.analytics.catalogue import Indicator
+from utfall.analytics.catalogue import Indicator, PopulationFilter
 from utfall.domain.codes import code_systems
 
 BASE_COLUMNS = ("period", "subject", "person_key", "unit_id", "dx_group", "num", "val")
@@ -145,10 +145,8 @@ def _base(
     )
 
 
-def _contacts(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
-    """Contacts of the population filter, with ``period`` = calendar year of the date."""
-    pop = ind.population
-    c = tables["contact"]
+def contact_predicate(c: ir.Table, pop: PopulationFilter) -> ir.BooleanValue | None:
+    """The population's filter on one contact row (None: every contact qualifies)."""
     preds = []
     if pop.dx_groups:
         preds.append(c.dx_group.isin(pop.dx_groups))
@@ -158,9 +156,14 @@ def _contacts(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
         preds.append(c.contact_type.isin(pop.contact_types))
     if pop.require_psych_group:
         preds.append(c.psych_groups.notnull() & (c.psych_groups != ""))
-    if preds:
-        c = c.filter(*preds)
-    return c
+    return ibis.and_(*preds) if preds else None
+
+
+def _contacts(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
+    """Contacts of the population filter, with ``period`` = calendar year of the date."""
+    c = tables["contact"]
+    pred = contact_predicate(c, ind.population)
+    return c if pred is None else c.filter(pred)
 
 
 def _enrolments(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
@@ -223,6 +226,55 @@ def _psych_contact_periods(tables, ind: Indicator) -> ir.Table:
 # -------------------------------------------------------------------- base builders
 
 
+PERSON_PERIOD_EVENTS = ("medication", "enrolment_or_medication", "psych_contact")
+
+
+def person_period_events(
+    tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileContext
+) -> ir.Table:
+    """``person_key, period`` (not distinct) where a contact indicator's numerator event
+    holds for the person in that year (one of :data:`PERSON_PERIOD_EVENTS`)."""
+    n = ind.numerator
+    if n is None or n.event not in PERSON_PERIOD_EVENTS:
+        raise ValueError(f"{ind.id}: numerator {n and n.event} not valid for contacts")
+    if n.event == "medication":
+        return _medication_periods(tables, ind, ctx)
+    if n.event == "enrolment_or_medication":
+        events = _enrolment_periods(tables, n.programmes or [], ctx)
+        if n.atc_classes or n.atc_prefixes:
+            events = events.union(_medication_periods(tables, ind, ctx), distinct=False)
+        return events
+    return _psych_contact_periods(tables, ind)
+
+
+def kva_flags(
+    c: ir.Table, tables: Mapping[str, ir.Table], codes: Mapping[str, Sequence[str]]
+) -> ir.Table:
+    """Add one boolean column per ``name -> KVÅ codes`` to contacts ``c``: True when one
+    of the codes is registered on the contact (``procedure.contact_id``) or, for
+    procedures without ``contact_id``, on the same person, unit and date.
+
+    All codes share one pass over the procedures (one join by id, one by day).
+    """
+    p = tables["procedure"]
+    p = p.filter(p.kva_code.isin(sorted({k for ks in codes.values() for k in ks})))
+    flags = {nm: p.kva_code.isin(list(ks)) for nm, ks in codes.items()}
+    by_id = p.filter(p.contact_id.notnull()).group_by("contact_id").aggregate(
+        **{f"{nm}__id": f.any() for nm, f in flags.items()}
+    )
+    by_day = p.filter(p.contact_id.isnull()).group_by("person_key", "unit_id", "date")
+    by_day = by_day.aggregate(**{f"{nm}__day": f.any() for nm, f in flags.items()})
+    c = c.left_join(by_id, "contact_id")
+    c = c.drop(*[k for k in c.columns if k.endswith("_right")])
+    c = c.left_join(by_day, ["person_key", "unit_id", "date"])
+    c = c.drop(*[k for k in c.columns if k.endswith("_right")])
+    c = c.mutate(
+        **{nm: c[f"{nm}__id"].fill_null(False) | c[f"{nm}__day"].fill_null(False)
+           for nm in codes}
+    )
+    return c.drop(*[f"{nm}__id" for nm in codes], *[f"{nm}__day" for nm in codes])
+
+
 def contact_numerators(
     c: ir.Table,
     tables: Mapping[str, ir.Table],
@@ -235,27 +287,10 @@ def contact_numerators(
     a code counts when it is registered on the contact (``contact_id``) or, when
     ``procedure.contact_id`` is empty, on the same person, unit and date.
     """
-    proc = [(nm, i) for nm, i in items if i.numerator and i.numerator.event == "procedure"]
-    helper: list[str] = []
+    proc = {nm: i.numerator.kva_codes or [] for nm, i in items
+            if i.numerator and i.numerator.event == "procedure"}
     if proc:
-        p = tables["procedure"]
-        codes = sorted({code for _, i in proc for code in (i.numerator.kva_codes or [])})
-        p = p.filter(p.kva_code.isin(codes))
-        flags = {nm: p.kva_code.isin(i.numerator.kva_codes or []) for nm, i in proc}
-        by_id = p.filter(p.contact_id.notnull()).group_by("contact_id").aggregate(
-            **{f"{nm}__id": f.any() for nm, f in flags.items()}
-        )
-        by_day = p.filter(p.contact_id.isnull()).group_by("person_key", "unit_id", "date")
-        by_day = by_day.aggregate(**{f"{nm}__day": f.any() for nm, f in flags.items()})
-        c = c.left_join(by_id, "contact_id")
-        c = c.drop(*[k for k in c.columns if k.endswith("_right")])
-        c = c.left_join(by_day, ["person_key", "unit_id", "date"])
-        c = c.drop(*[k for k in c.columns if k.endswith("_right")])
-        c = c.mutate(
-            **{nm: c[f"{nm}__id"].fill_null(False) | c[f"{nm}__day"].fill_null(False)
-               for nm, _ in proc}
-        )
-        helper += [f"{nm}__id" for nm, _ in proc] + [f"{nm}__day" for nm, _ in proc]
+        c = kva_flags(c, tables, proc)
     for nm, ind in items:
         n = ind.numerator
         if n is None or ind.kind in ("count", "rate"):
@@ -263,19 +298,9 @@ def contact_numerators(
             continue
         if n.event == "procedure":
             continue
-        if n.event == "medication":
-            events = _medication_periods(tables, ind, ctx)
-        elif n.event == "enrolment_or_medication":
-            events = _enrolment_periods(tables, n.programmes or [], ctx)
-            if n.atc_classes or n.atc_prefixes:
-                events = events.union(_medication_periods(tables, ind, ctx), distinct=False)
-        elif n.event == "psych_contact":
-            events = _psych_contact_periods(tables, ind)
-        else:
-            raise ValueError(f"{ind.id}: numerator {n.event} not valid for contacts")
-        hits = _person_period_hits(c, events)
+        hits = _person_period_hits(c, person_period_events(tables, ind, ctx))
         c = _flag_join(c, hits, ["person_key", "period"], nm)
-    return c.drop(*helper) if helper else c
+    return c
 
 
 def _base_contact(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
@@ -290,31 +315,6 @@ def _base_contact(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     c = contact_numerators(c, tables, [("num", ind)], ctx)
     return _base(c, period=c.period, subject=c.person_key, unit_id=c.unit_id,
                  dx_group=c.dx_group, num=c.num)
-
-
-def fusion_key(ind: Indicator) -> str | None:
-    """Indicators with equal keys share one base table (same population rows)."""
-    if ind.population.source != "contact" or ind.kind not in ("proportion", "count"):
-        return None
-    return json.dumps(
-        [ind.population.model_dump(), ind.period.anchor, ind.unit], sort_keys=True
-    )
-
-
-def fused_base(
-    tables: Mapping[str, ir.Table], inds: Sequence[Indicator], ctx: CompileContext
-) -> ir.Table:
-    """One base for indicators with the same :func:`fusion_key`: columns ``num_0..num_k``."""
-    c = _contacts(tables, inds[0]).mutate(period=lambda t: _year(t.date))
-    names = [f"num_{k}" for k in range(len(inds))]
-    c = c.filter(c.period.isin(list(ctx.years)))
-    c = contact_numerators(c, tables, list(zip(names, inds, strict=True)), ctx)
-    # subject IS the person key here: no separate person_key column (see person_stage)
-    return c.select(
-        period=c.period.cast("int64"), subject=c.person_key.cast("string"),
-        unit_id=c.unit_id.cast("string"),
-        dx_group=c.dx_group.cast("string"), **{n: c[n].cast("boolean") for n in names},
-    )
 
 
 def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
@@ -658,28 +658,6 @@ def stage_table(
     if stage == "unit":
         return unit_stage(base, tables, nums)
     return reduce_subjects(base, ["dx_group"], nums)
-
-
-def fused_cells(
-    stage: str, table: ir.Table, nums: Sequence[str], breakdowns: Sequence[str]
-) -> ir.Table:
-    """Wide cells for fused indicators: ``period, level, breakdown, den, <num>...``.
-
-    ``den`` counts subjects in the cell, each ``<num>`` those in that numerator.
-    """
-    parts = []
-    for b in breakdowns:
-        g = table.mutate(level=_level(table, b))
-        if not (stage in ("person", "dx") or b == "unit_id"):
-            g = g.group_by("period", "subject", "level").aggregate(
-                **{n: g[n].any() for n in nums}
-            )
-        out = g.group_by("period", "level").aggregate(
-            den=g.count().cast("int64"),
-            **{n: g.count(where=g[n].fill_null(False)).cast("int64") for n in nums},
-        )
-        parts.append(out.mutate(breakdown=ibis.literal(b)))
-    return _union(parts)
 
 
 def stage_cells(

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
-import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
@@ -36,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from utfall.analytics import fusion
 from utfall.analytics.catalogue import ALL_BREAKDOWNS, Catalogue, Indicator, load_catalogue
 from utfall.analytics.compiler import (
     DEFAULT_AGE_BANDS,
@@ -44,9 +44,6 @@ from utfall.analytics.compiler import (
     breakdown_plan,
     compile_base,
     compile_indicator,
-    fused_base,
-    fused_cells,
-    fusion_key,
     is_statistic,
     reduce_subjects,
     stage_cells,
@@ -55,6 +52,7 @@ from utfall.analytics.compiler import (
     time_to_key,
 )
 from utfall.analytics.engines import upload
+from utfall.analytics.fusion import FusionPlan, fusable, plan_fusions
 from utfall.analytics.schema import RESULT_SCHEMA
 from utfall.analytics.stats import wilson
 from utfall.content import content_text
@@ -235,108 +233,79 @@ def _run_units(
     progress: Callable[[str], None] | None,
 ) -> list[pa.Table]:
     parts: list[pa.Table] = []
-    for group in _work_units(selected, fuse=materialize):
-        if not materialize:
-            parts.append(compile_indicator(tables, group[0], ctx, breakdowns).to_pyarrow())
-        elif fusion_key(group[0]) is not None:
-            parts.extend(_compute_fused(tables, group, ctx, breakdowns))
+    for unit in _work_units(selected, fuse=materialize):
+        if isinstance(unit, FusionPlan):
+            parts.extend(_compute_fused(tables, unit, ctx, breakdowns))
+            done = list(unit.indicators)
+        elif not materialize:
+            parts.append(compile_indicator(tables, unit, ctx, breakdowns).to_pyarrow())
+            done = [unit]
         else:
-            parts.extend(_compute_staged(tables, group[0], ctx, breakdowns))
+            parts.extend(_compute_staged(tables, unit, ctx, breakdowns))
+            done = [unit]
         if progress:
-            for ind in group:
+            for ind in done:
                 progress(ind.id)
     return parts
 
 
-def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[list[Indicator]]:
-    """Indicators grouped by :func:`fusion_key` (catalogue order kept), else one by one."""
-    groups: dict[str, list[Indicator]] = {}
-    units: list[list[Indicator]] = []
+def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[Indicator | FusionPlan]:
+    """The fused contact plans (where the first of their indicators is), then the rest
+    one by one, in catalogue order."""
+    if not fuse:
+        return list(selected)
+    fused = [i for i in selected if fusable(i)]
+    units: list[Indicator | FusionPlan] = []
     for ind in selected:
-        key = fusion_key(ind) if fuse else None
-        if key is None:
-            units.append([ind])
-        elif key in groups:
-            groups[key].append(ind)
-        else:
-            groups[key] = [ind]
-            units.append(groups[key])
+        if not fusable(ind):
+            units.append(ind)
+        elif ind is fused[0]:
+            units.extend(plan_fusions(fused))
     return units
 
 
 def _compute_fused(
     tables: Mapping[str, ir.Table],
-    inds: Sequence[Indicator],
+    plan: FusionPlan,
     ctx: CompileContext,
     breakdowns: Sequence[str],
 ) -> list[pa.Table]:
-    """Execute indicators that share a population in one pass (see ``fused_base``)."""
-    names = [f"num_{k}" for k in range(len(inds))]
-    wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in inds)]
-    plan = {k: v for k, v in breakdown_plan(inds[0], wanted).items() if v}
+    """Execute a fused group of contact indicators (see :mod:`utfall.analytics.fusion`)."""
+    stages = fusion.stage_plan(plan, breakdowns)
     out: list[pa.Table] = []
-    # first reduce to one row per (period, person, unit, substance group): 20 M contacts
-    # become ~12 M narrow rows that every stage reads (any() is associative)
-    reduced = reduce_subjects(fused_base(tables, inds, ctx), ["unit_id", "dx_group"], names)
+    if not stages:
+        return out
     with ExitStack() as stack:
-        # integer surrogate person keys (results never contain them): every later stage
-        # groups by (period, subject), and int64 hashes far cheaper than 64-char keys
-        with materialized(reduced) as red:
-            ids = stack.enter_context(materialized(person_ids(red)))
-            base = stack.enter_context(materialized(with_person_ids(red, ids, names)))
-        numbered = {**tables, "person": numbered_persons(tables, ids)}
-        for stage, bds in plan.items():
-            table = stage_table(stage, base, numbered, ctx, names)
-            with nullcontext(table) if len(bds) == 1 else materialized(table) as mat:
-                out.extend(_unfuse(fused_cells(stage, mat, names, bds).to_pyarrow(), inds, names))
-    return out
-
-
-def person_ids(reduced: ir.Table) -> ir.Table:
-    """``person_key, pid``: the distinct subjects of ``reduced`` numbered 1, 2, … (int64)."""
-    keys = reduced.select(person_key=reduced.subject).distinct()
-    keys = keys.filter(keys.person_key.notnull())
-    return keys.mutate(pid=(ibis.row_number().over(order_by=keys.person_key) + 1).cast("int64"))
-
-
-def with_person_ids(reduced: ir.Table, ids: ir.Table, names: Sequence[str]) -> ir.Table:
-    """``reduced`` with ``subject`` replaced by its integer ``pid`` (null stays null)."""
-    j = reduced.left_join(ids, reduced.subject == ids.person_key)
-    return j.select(
-        period=j.period, subject=j.pid, unit_id=j.unit_id, dx_group=j.dx_group,
-        **{n: j[n] for n in names},
-    )
-
-
-def numbered_persons(tables: Mapping[str, ir.Table], ids: ir.Table) -> ir.Table:
-    """The person attributes keyed by ``pid`` (as ``person_key``) for the fused stages."""
-    p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
-    j = ids.inner_join(p, "person_key")
-    return j.select(person_key=j.pid, sex=j.sex, birth_year=j.birth_year,
-                    municipality=j.municipality)
-
-
-def _unfuse(wide: pa.Table, inds: Sequence[Indicator], names: Sequence[str]) -> list[pa.Table]:
-    """Wide fused cells → the raw long rows of each indicator."""
-    out: list[pa.Table] = []
-    for name, ind in zip(names, inds, strict=True):
-        keep = pa.array(
-            [b in ind.allowed_breakdowns for b in wide["breakdown"].to_pylist()],
-            pa.bool_(),
+        ids = stack.enter_context(materialized(fusion.person_ids(tables)))
+        # 20 M contacts become ~12 M narrow rows (period, pid, unit, group, bits)
+        reduced = stack.enter_context(
+            materialized(fusion.reduced_bits(tables, plan, ctx, ids))
         )
-        w = wide.filter(keep)
-        n = w.num_rows
-        count = ind.kind == "count"
-        out.append(pa.table({
-            "indicator_id": pa.array([ind.id] * n, pa.string()),
-            "period": w["period"].cast(pa.string()),
-            "breakdown": w["breakdown"].cast(pa.string()),
-            "level": w["level"].cast(pa.string()),
-            "numerator": (w["den"] if count else w[name]).cast(pa.int64()),
-            "denominator": pa.nulls(n, pa.int64()) if count else w["den"].cast(pa.int64()),
-            "stat": pa.nulls(n, pa.float64()),
-        }))
+        if _count(reduced.filter(reduced.subject.isnull())):
+            # contacts of persons missing from the person table: number them too
+            orphans = fusion.orphan_keys(tables, plan, ctx)
+            ids = stack.enter_context(materialized(fusion.person_ids(tables, orphans)))
+            reduced = stack.enter_context(
+                materialized(fusion.reduced_bits(tables, plan, ctx, ids))
+            )
+        for stage, bds in stages.items():
+            if stage == "person":
+                table = fusion.person_stage(reduced, tables, plan, ctx, ids)
+            elif stage == "unit":
+                table = fusion.unit_stage(reduced)
+            else:
+                table = reduced
+            with nullcontext(table) if len(bds) == 1 or stage == "dx" else materialized(
+                table
+            ) as mat:
+                for b in bds:
+                    wide = fusion.stage_cells(stage, mat, tables, plan, b).to_pyarrow()
+                    out.extend(fusion.unfuse(wide, plan, b, ctx))
     return out
+
+
+def _count(t: ir.Table) -> int:
+    return int(t.count().to_pyarrow().as_py())
 
 
 def _compute_staged(

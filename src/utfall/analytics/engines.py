@@ -14,10 +14,20 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.parquet as pq
+from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
 from utfall.analytics.schema import TABLES, conform
 
 POPULATION_TABLE = "population"
+
+
+def _spark_bit_or(self: Any, op: Any, *, arg: Any, where: Any) -> Any:
+    return self.agg.bit_or(arg, where=where)
+
+
+# Ibis 12 has no PySpark rule for the bit_or aggregate the fused contact pass uses
+# (utfall.analytics.fusion); Spark SQL has had bit_or() since 3.0.
+PySparkCompiler.visit_BitOr = _spark_bit_or
 
 
 class EngineTables(dict):

@@ -1,0 +1,396 @@
+"""Contact indicators fused into one pass with bit flags.
+
+Every contact-population indicator that counts persons (kinds ``proportion``,
+``count``, ``rate``) is defined by a handful of yes/no facts: is the contact in
+the population, does it carry one of the numerator's KVÅ codes, does the person
+have the numerator's medication/enrolment/psychiatric contact that year, is the
+person a resident. :func:`plan_fusions` gives each distinct fact one bit of an
+int64; an indicator becomes two masks (denominator, numerator), and a person is
+in a cell's denominator when ``bits & mask == mask`` after OR-ing (``bit_or``)
+the bits of all the person's rows in that cell.
+
+So one scan of the contacts serves the whole group, every reduction carries a
+single ``bit_or`` aggregate however many indicators there are, and the cells of
+all indicators come out of one ``GROUP BY`` per breakdown. The stages are the
+same as the per-indicator ones in :mod:`utfall.analytics.compiler` (reduce to one
+row per period, person, unit and substance group; then per person, per unit and
+per substance group), and the result is identical to each indicator's own
+single expression (``compile_indicator``; tested).
+
+Everything here builds Ibis expressions (``bit_or`` and ``&`` compile on DuckDB,
+PostgreSQL and, with the rule added in :mod:`utfall.analytics.engines`, PySpark);
+:mod:`utfall.analytics.engine` executes and materialises them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from utfall.analytics.catalogue import Indicator
+from utfall.analytics.compiler import (
+    PERSON_BREAKDOWNS,
+    PERSON_PERIOD_EVENTS,
+    UNIT_BREAKDOWNS,
+    CompileContext,
+    _age_band,
+    _level,
+    _population_denominators,
+    _year,
+    contact_predicate,
+    kva_flags,
+    person_period_events,
+)
+
+MAX_BITS = 62  # bits of one int64 flag word (sign bit and one spare left alone)
+FUSABLE_KINDS = ("proportion", "count", "rate")
+
+
+def fusable(ind: Indicator) -> bool:
+    """Whether ``ind`` can join the fused contact pass."""
+    if ind.population.source != "contact" or ind.kind not in FUSABLE_KINDS:
+        return False
+    n = ind.numerator
+    if ind.kind in ("count", "rate") or n is None:
+        return True
+    return n.event == "procedure" or n.event in PERSON_PERIOD_EVENTS
+
+
+def _population_key(ind: Indicator) -> str:
+    pop = ind.population
+    return json.dumps(
+        [pop.dx_groups, pop.dx_prefixes, pop.contact_types, pop.require_psych_group],
+        sort_keys=True,
+    )
+
+
+@dataclass(frozen=True)
+class Bit:
+    """One yes/no fact: ``kind`` population | procedure | person_event | resident."""
+
+    kind: str
+    key: str
+    indicator: Indicator | None  # the indicator whose definition gives the predicate
+
+
+@dataclass(frozen=True)
+class FusionPlan:
+    """Bits and per-indicator masks of one fused group."""
+
+    indicators: tuple[Indicator, ...]
+    bits: tuple[Bit, ...]
+    den_masks: tuple[int, ...]
+    num_masks: tuple[int, ...]
+
+    def mask(self, kind: str) -> int:
+        """The OR of all bits of ``kind``."""
+        return sum(1 << k for k, b in enumerate(self.bits) if b.kind == kind)
+
+    @property
+    def masks(self) -> tuple[int, ...]:
+        """Distinct masks to count, in a fixed order (cell columns ``m0, m1, …``)."""
+        return tuple(sorted(set(self.den_masks) | set(self.num_masks)))
+
+    @property
+    def residents_everywhere(self) -> bool:
+        """A residents-only indicator wants unit or substance-group breakdowns."""
+        return any(
+            i.population.residents_only
+            and any(b not in PERSON_BREAKDOWNS for b in i.allowed_breakdowns)
+            for i in self.indicators
+        )
+
+
+def _bits_of(ind: Indicator) -> list[Bit]:
+    pop = _population_key(ind)
+    out = [Bit("population", pop, ind)]
+    n = ind.numerator
+    if ind.kind == "proportion" and n is not None:
+        if n.event == "procedure":
+            out.append(Bit("procedure", json.dumps([pop, sorted(n.kva_codes or [])]), ind))
+        else:
+            out.append(Bit("person_event", n.model_dump_json(), ind))
+    if ind.population.residents_only:
+        out.append(Bit("resident", "resident", None))
+    return out
+
+
+def _plan(inds: Sequence[Indicator]) -> FusionPlan:
+    bits: list[Bit] = []
+    index: dict[tuple[str, str], int] = {}
+    dens, nums = [], []
+    for ind in inds:
+        masks = []
+        for b in _bits_of(ind):
+            if (b.kind, b.key) not in index:
+                index[(b.kind, b.key)] = len(bits)
+                bits.append(b)
+            masks.append((b.kind, 1 << index[(b.kind, b.key)]))
+        pop = next(m for k, m in masks if k == "population")
+        resident = sum(m for k, m in masks if k == "resident")
+        den = pop | resident
+        num = den
+        for kind, m in masks:
+            if kind == "procedure":  # the KVÅ bit already implies the population
+                num = m | resident
+            elif kind == "person_event":
+                num = den | m
+        dens.append(den)
+        nums.append(num)
+    return FusionPlan(tuple(inds), tuple(bits), tuple(dens), tuple(nums))
+
+
+def plan_fusions(inds: Sequence[Indicator]) -> list[FusionPlan]:
+    """Fusable indicators in groups whose facts fit in one int64 (catalogue order kept)."""
+    plans: list[FusionPlan] = []
+    group: list[Indicator] = []
+    for ind in inds:
+        if group and len(_plan([*group, ind]).bits) > MAX_BITS:
+            plans.append(_plan(group))
+            group = []
+        group.append(ind)
+    if group:
+        plans.append(_plan(group))
+    return plans
+
+
+def _flag(pred: ir.BooleanValue | None, bit: int) -> ir.IntegerValue:
+    value = ibis.literal(1 << bit, "int64")
+    if pred is None:
+        return value
+    return ibis.ifelse(pred.fill_null(False), value, ibis.literal(0, "int64"))
+
+
+def contact_bits(
+    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext
+) -> ir.Table:
+    """Contacts of any population in the plan: ``period, person_key, unit_id, dx_group,
+    bits`` (population and KVÅ bits; one row per contact)."""
+    c = tables["contact"]
+    c = c.mutate(period=_year(c.date))
+    c = c.filter(c.period.isin(list(ctx.years)))
+    preds = {b.key: contact_predicate(c, b.indicator.population)
+             for b in plan.bits if b.kind == "population"}
+    if all(p is not None for p in preds.values()):
+        c = c.filter(ibis.or_(*preds.values()))
+    kva = {f"kva_{k}": b.indicator.numerator.kva_codes or []
+           for k, b in enumerate(plan.bits) if b.kind == "procedure"}
+    if kva:
+        c = kva_flags(c, tables, kva)
+    terms = []
+    for k, b in enumerate(plan.bits):
+        if b.kind == "population":
+            terms.append(_flag(contact_predicate(c, b.indicator.population), k))
+        elif b.kind == "procedure":
+            pop = contact_predicate(c, b.indicator.population)
+            hit = c[f"kva_{k}"] if pop is None else pop.fill_null(False) & c[f"kva_{k}"]
+            terms.append(_flag(hit, k))
+    bits = terms[0]
+    for t in terms[1:]:
+        bits = bits + t  # distinct bits: + is |
+    return c.select(
+        period=c.period.cast("int64"), person_key=c.person_key, unit_id=c.unit_id.cast("string"),
+        dx_group=c.dx_group.cast("string"), bits=bits.cast("int64"),
+    )
+
+
+def person_bits(
+    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext
+) -> ir.Table | None:
+    """``person_key, period, pbits``: the person-level facts per year (None if none)."""
+    parts = []
+    for k, b in enumerate(plan.bits):
+        if b.kind == "person_event":
+            ev = person_period_events(tables, b.indicator, ctx)
+        elif b.kind == "resident" and plan.residents_everywhere:
+            ev = residents(tables, ctx).cross_join(_years(ctx)).select("person_key", "period")
+        else:
+            continue
+        parts.append(ev.select(
+            person_key=ev.person_key, period=ev.period.cast("int64"),
+            b=ibis.literal(1 << k, "int64"),
+        ))
+    if not parts:
+        return None
+    ev = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+    ev = ev.filter(ev.period.isin(list(ctx.years)))
+    return ev.group_by("person_key", "period").aggregate(pbits=ev.b.bit_or())
+
+
+def _years(ctx: CompileContext) -> ir.Table:
+    if ctx.years_table is not None:
+        return ctx.years_table
+    return ibis.memtable({"period": list(ctx.years)}, schema={"period": "int64"})
+
+
+def residents(tables: Mapping[str, ir.Table], ctx: CompileContext) -> ir.Table:
+    """``person_key`` of persons living in a municipality of the population table."""
+    if ctx.population is None:
+        raise ValueError("rate indicators need a population table")
+    munis = ctx.population.select(municipality=ctx.population.municipality.cast("string"))
+    person = tables["person"]
+    return person.filter(person.municipality.isin(munis.distinct().municipality)).select(
+        "person_key"
+    )
+
+
+def person_ids(tables: Mapping[str, ir.Table], orphans: ir.Table | None = None) -> ir.Table:
+    """``person_key, pid``: persons numbered 1, 2, … (int64 keys are cheaper to group by).
+
+    ``orphans`` adds keys that occur in contacts but not in the person table.
+    """
+    keys = tables["person"].select("person_key")
+    keys = keys.filter(keys.person_key.notnull())
+    if orphans is not None:
+        keys = keys.union(orphans.select("person_key"), distinct=False)
+    keys = keys.distinct()
+    return keys.mutate(pid=(ibis.row_number().over(order_by=keys.person_key) + 1).cast("int64"))
+
+
+def orphan_keys(tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext) -> ir.Table:
+    """Person keys of the plan's contacts missing from the person table."""
+    c = contact_bits(tables, plan, ctx).select("person_key").distinct()
+    c = c.filter(c.person_key.notnull())
+    return c.anti_join(tables["person"].select("person_key"), "person_key")
+
+
+def reduced_bits(
+    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext, ids: ir.Table
+) -> ir.Table:
+    """One row per (period, subject = pid, unit, substance group) with the OR of bits.
+
+    Persons missing from ``ids`` get a null subject (the executor checks for them).
+    """
+    c = contact_bits(tables, plan, ctx)
+    j = c.left_join(ids, "person_key")
+    r = j.group_by(period=j.period, subject=j.pid, unit_id=j.unit_id, dx_group=j.dx_group)
+    r = r.aggregate(bits=j.bits.bit_or())
+    pb = person_bits(tables, plan, ctx)
+    if pb is None:
+        return r
+    pb = pb.inner_join(ids, "person_key")
+    pb = pb.select(pid=pb.pid, p_period=pb.period, pbits=pb.pbits)
+    r = r.left_join(pb, [r.subject == pb.pid, r.period == pb.p_period])
+    return r.select("period", "subject", "unit_id", "dx_group",
+                    bits=r.bits + r.pbits.fill_null(0))
+
+
+def _or_reduce(t: ir.Table, keys: Sequence[str]) -> ir.Table:
+    return t.group_by(["period", "subject", *keys]).aggregate(bits=t.bits.bit_or())
+
+
+def person_stage(
+    reduced: ir.Table, tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext,
+    ids: ir.Table,
+) -> ir.Table:
+    """One row per (period, person) with sex, age band, municipality (and residency)."""
+    r = _or_reduce(reduced, [])
+    p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
+    p = ids.inner_join(p, "person_key")
+    if plan.mask("resident") and not plan.residents_everywhere:
+        res = residents(tables, ctx).mutate(resident=ibis.literal(True))
+        p = p.left_join(res, "person_key")
+        p = p.mutate(rbits=ibis.ifelse(p.resident.fill_null(False),
+                                       ibis.literal(plan.mask("resident"), "int64"),
+                                       ibis.literal(0, "int64")))
+    else:
+        p = p.mutate(rbits=ibis.literal(0, "int64"))
+    p = p.select("pid", "sex", "birth_year", "municipality", "rbits")
+    j = r.left_join(p, r.subject == p.pid)
+    age = j.period - j.birth_year.cast("int64")
+    return j.select(
+        "period", "subject", "sex", "municipality",
+        age_band=_age_band(age, ctx.age_bands), bits=j.bits + j.rbits.fill_null(0),
+    )
+
+
+def unit_stage(reduced: ir.Table) -> ir.Table:
+    """One row per (period, person, unit)."""
+    return _or_reduce(reduced, ["unit_id"])
+
+
+def stage_plan(plan: FusionPlan, breakdowns: Sequence[str]) -> dict[str, list[str]]:
+    """The requested breakdowns that some indicator of the plan allows, by stage."""
+    wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in plan.indicators)]
+    out = {
+        "person": [b for b in wanted if b in PERSON_BREAKDOWNS],
+        "unit": [b for b in wanted if b in UNIT_BREAKDOWNS],
+        "dx": [b for b in wanted if b == "dx_group"],
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def stage_cells(
+    stage: str, table: ir.Table, tables: Mapping[str, ir.Table], plan: FusionPlan,
+    breakdown: str,
+) -> ir.Table:
+    """``period, level, m0, m1, …``: persons per cell whose bits cover each mask."""
+    t = table
+    if stage == "unit" and breakdown != "unit_id":
+        u = tables["unit"].select("unit_id", breakdown)
+        t = t.left_join(u, "unit_id")
+        t = t.drop("unit_id_right") if "unit_id_right" in t.columns else t
+    g = t.mutate(level=_level(t, breakdown))
+    if stage == "dx" or (stage == "unit" and breakdown != "unit_id"):
+        g = _or_reduce(g, ["level"])  # one row per person and level
+    masks = {f"m{j}": m for j, m in enumerate(plan.masks)}
+    return g.group_by("period", "level").aggregate(
+        **{name: g.count(where=(g.bits & m) == m).cast("int64") for name, m in masks.items()}
+    )
+
+
+def unfuse(
+    wide: pa.Table, plan: FusionPlan, breakdown: str, ctx: CompileContext
+) -> list[pa.Table]:
+    """Wide cells of one breakdown → the raw long rows of each indicator.
+
+    Cells where nobody is in the indicator's denominator are left out (as the
+    per-indicator expressions, which only see that indicator's population, do).
+    """
+    col = {m: f"m{j}" for j, m in enumerate(plan.masks)}
+    pop_den: pa.Table | None = None
+    out: list[pa.Table] = []
+    for ind, den_m, num_m in zip(plan.indicators, plan.den_masks, plan.num_masks, strict=True):
+        if breakdown not in ind.allowed_breakdowns:
+            continue
+        w = wide.filter(pc.greater(wide[col[den_m]], 0))
+        n = w.num_rows
+        den = w[col[den_m]].cast(pa.int64())
+        if ind.kind == "count":
+            numerator, denominator = den, pa.nulls(n, pa.int64())
+        elif ind.kind == "rate":
+            if pop_den is None:
+                pop_den = _population_denominators(ctx, breakdown).to_pyarrow()
+            numerator, denominator = den, _lookup(w, pop_den)
+        else:
+            numerator, denominator = w[col[num_m]].cast(pa.int64()), den
+        out.append(pa.table({
+            "indicator_id": pa.array([ind.id] * n, pa.string()),
+            "period": w["period"].cast(pa.string()),
+            "breakdown": pa.array([breakdown] * n, pa.string()),
+            "level": w["level"].cast(pa.string()),
+            "numerator": numerator,
+            "denominator": denominator,
+            "stat": pa.nulls(n, pa.float64()),
+        }))
+    return out
+
+
+def _lookup(cells: pa.Table, pop: pa.Table) -> pa.Array:
+    """``pop_n`` of ``pop`` for each (period, level) of ``cells`` (null where missing)."""
+    index = {
+        (p, lv): n
+        for p, lv, n in zip(pop["period"].to_pylist(), pop["level"].to_pylist(),
+                            pop["pop_n"].to_pylist(), strict=True)
+    }
+    return pa.array(
+        [index.get((p, lv)) for p, lv in zip(cells["period"].to_pylist(),
+                                             cells["level"].to_pylist(), strict=True)],
+        pa.int64(),
+    )
