@@ -493,16 +493,22 @@ PERSON_BREAKDOWNS = ("total", "sex", "age_band", "municipality")
 UNIT_BREAKDOWNS = ("unit_id", "organisation", "principal_type", "care_level")
 
 
+def residents(tables: Mapping[str, ir.Table], ctx: CompileContext) -> ir.Table:
+    """``person_key`` of persons living in a municipality of the population table."""
+    if ctx.population is None:
+        raise ValueError("rate indicators need a population table")
+    munis = ctx.population.select(municipality=ctx.population.municipality.cast("string"))
+    person = tables["person"]
+    return person.filter(person.municipality.isin(munis.distinct().municipality)).select(
+        "person_key"
+    )
+
+
 def compile_base(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileContext) -> ir.Table:
     """The base table (standard columns), restricted to residents for ``rate``."""
     base = build_base(tables, ind, ctx)
     if ind.kind == "rate" and ind.population.residents_only:
-        if ctx.population is None:
-            raise ValueError("rate indicators need a population table")
-        munis = ctx.population.select(municipality=ctx.population.municipality.cast("string"))
-        person = tables["person"]
-        residents = person.filter(person.municipality.isin(munis.distinct().municipality))
-        base = base.semi_join(residents.select("person_key"), "person_key")
+        base = base.semi_join(residents(tables, ctx), "person_key")
     return base
 
 

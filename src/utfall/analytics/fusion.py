@@ -46,6 +46,7 @@ from utfall.analytics.compiler import (
     contact_predicate,
     kva_flags,
     person_period_events,
+    residents,
 )
 
 MAX_BITS = 62  # bits of one int64 flag word (sign bit and one spare left alone)
@@ -97,15 +98,6 @@ class FusionPlan:
         """Distinct masks to count, in a fixed order (cell columns ``m0, m1, …``)."""
         return tuple(sorted(set(self.den_masks) | set(self.num_masks)))
 
-    @property
-    def residents_everywhere(self) -> bool:
-        """A residents-only indicator wants unit or substance-group breakdowns."""
-        return any(
-            i.population.residents_only
-            and any(b not in PERSON_BREAKDOWNS for b in i.allowed_breakdowns)
-            for i in self.indicators
-        )
-
 
 def _bits_of(ind: Indicator) -> list[Bit]:
     pop = _population_key(ind)
@@ -116,7 +108,7 @@ def _bits_of(ind: Indicator) -> list[Bit]:
             out.append(Bit("procedure", json.dumps([pop, sorted(n.kva_codes or [])]), ind))
         else:
             out.append(Bit("person_event", n.model_dump_json(), ind))
-    if ind.population.residents_only:
+    if ind.kind == "rate" and ind.population.residents_only:  # as compile_base
         out.append(Bit("resident", "resident", None))
     return out
 
@@ -203,13 +195,12 @@ def contact_bits(
 def person_bits(
     tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext
 ) -> ir.Table | None:
-    """``person_key, period, pbits``: the person-level facts per year (None if none)."""
+    """``person_key, period, pbits``: the numerators' person-level events per year
+    (None if there are none). Residency (rates) is added in :func:`person_stage`."""
     parts = []
     for k, b in enumerate(plan.bits):
         if b.kind == "person_event":
             ev = person_period_events(tables, b.indicator, ctx)
-        elif b.kind == "resident" and plan.residents_everywhere:
-            ev = residents(tables, ctx).cross_join(_years(ctx)).select("person_key", "period")
         else:
             continue
         parts.append(ev.select(
@@ -221,23 +212,6 @@ def person_bits(
     ev = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
     ev = ev.filter(ev.period.isin(list(ctx.years)))
     return ev.group_by("person_key", "period").aggregate(pbits=ev.b.bit_or())
-
-
-def _years(ctx: CompileContext) -> ir.Table:
-    if ctx.years_table is not None:
-        return ctx.years_table
-    return ibis.memtable({"period": list(ctx.years)}, schema={"period": "int64"})
-
-
-def residents(tables: Mapping[str, ir.Table], ctx: CompileContext) -> ir.Table:
-    """``person_key`` of persons living in a municipality of the population table."""
-    if ctx.population is None:
-        raise ValueError("rate indicators need a population table")
-    munis = ctx.population.select(municipality=ctx.population.municipality.cast("string"))
-    person = tables["person"]
-    return person.filter(person.municipality.isin(munis.distinct().municipality)).select(
-        "person_key"
-    )
 
 
 def person_ids(tables: Mapping[str, ir.Table], orphans: ir.Table | None = None) -> ir.Table:
@@ -293,7 +267,7 @@ def person_stage(
     r = _or_reduce(reduced, [])
     p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
     p = ids.inner_join(p, "person_key")
-    if plan.mask("resident") and not plan.residents_everywhere:
+    if plan.mask("resident"):  # rates: person breakdowns only
         res = residents(tables, ctx).mutate(resident=ibis.literal(True))
         p = p.left_join(res, "person_key")
         p = p.mutate(rbits=ibis.ifelse(p.resident.fill_null(False),
