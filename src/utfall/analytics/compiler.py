@@ -91,7 +91,7 @@ class CompileContext:
     population: ir.Table | None = None  # municipality, year, sex, population
     years_table: ir.Table | None = None  # one int64 column "period" (a memtable if None)
     # intermediate tables shared between indicators of one run (e.g. time_to events),
-    # filled by the executor; keys from time_to_key()
+    # filled by the executor; keys from shared_key()
     shared: dict[str, ir.Table] = field(default_factory=dict)
 
 
@@ -380,8 +380,9 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     return _base(e, period=e.period, subject=e.enrolment_id, unit_id=e.unit_id, num=num)
 
 
-def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
-    """Paired measurements: first baseline vs the latest later follow-up, one per person."""
+def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
+    """Paired measurements: first baseline vs the latest later follow-up, one per person
+    (``person_key, b_date, b_score, b_unit, f_date, f_score``, …)."""
     ch = ind.change
     instruments = list(ind.population.instruments or [])
     a = tables["assessment"]
@@ -414,6 +415,14 @@ def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         c = c.filter(c.dx_group.isin(ch.require_dx_groups))
         c = c.select(c.person_key, b_year=_year(c.date)).distinct()
         p = p.semi_join(c, ["person_key", "b_year"])
+    return p
+
+
+def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
+    """Paired measurements as base rows: improved (num) and the change in score (val)."""
+    p = ctx.shared.get(shared_key(ind))
+    if p is None:
+        p = change_pairs(tables, ind)
     return _base(
         p,
         period=_year(p.f_date),
@@ -424,9 +433,24 @@ def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     )
 
 
-def time_to_key(ind: Indicator) -> str:
-    """Indicators with equal keys share the table of index events and days."""
-    return json.dumps([ind.population.model_dump(), ind.numerator.model_dump()], sort_keys=True)
+def shared_key(ind: Indicator) -> str | None:
+    """Indicators with equal keys share one intermediate table (:func:`shared_table`):
+    time_to indicators their index events, change indicators their paired measurements."""
+    if ind.kind == "time_to":
+        parts = [ind.kind, ind.population.model_dump(), ind.numerator.model_dump()]
+    elif ind.kind == "change" and ind.change is not None:
+        parts = [ind.kind, ind.population.model_dump(),
+                 ind.change.model_dump(exclude={"statistic"})]
+    else:
+        return None
+    return json.dumps(parts, sort_keys=True)
+
+
+def shared_table(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileContext) -> ir.Table:
+    """The intermediate table behind :func:`shared_key`."""
+    if ind.kind == "time_to":
+        return time_to_events(tables, ind, ctx)
+    return change_pairs(tables, ind)
 
 
 def time_to_events(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileContext) -> ir.Table:
@@ -448,7 +472,7 @@ def time_to_events(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileC
 
 def _base_time_to(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     """Days from the end of an index contact (e.g. inpatient discharge) to the next contact."""
-    ev = ctx.shared.get(time_to_key(ind))
+    ev = ctx.shared.get(shared_key(ind))
     if ev is None:
         ev = time_to_events(tables, ind, ctx)
     as_of = ibis.literal(ctx.as_of)

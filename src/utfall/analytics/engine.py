@@ -26,6 +26,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import ibis.expr.types as ir
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from utfall.analytics import fusion
+from utfall.analytics import fusion, timeto
 from utfall.analytics.catalogue import ALL_BREAKDOWNS, Catalogue, Indicator, load_catalogue
 from utfall.analytics.compiler import (
     DEFAULT_AGE_BANDS,
@@ -46,10 +47,11 @@ from utfall.analytics.compiler import (
     compile_indicator,
     is_statistic,
     reduce_subjects,
+    shared_key,
+    shared_table,
     stage_cells,
     stage_table,
     time_to_events,
-    time_to_key,
 )
 from utfall.analytics.engines import upload
 from utfall.analytics.fusion import FusionPlan, fusable, plan_fusions
@@ -82,20 +84,14 @@ def read_population(path: str | Path | None = None) -> pa.Table:
     return table.select(POPULATION_SCHEMA.names).cast(POPULATION_SCHEMA)
 
 
-def data_years(tables: Mapping[str, ir.Table]) -> tuple[int, ...]:
-    """Calendar years from the first to the last contact date."""
+def data_span(tables: Mapping[str, ir.Table]) -> tuple[tuple[int, ...], dt.date]:
+    """Calendar years from the first to the last contact date, and the data cut-off
+    (the latest contact date; today if there are no contacts). One query."""
     c = tables["contact"]
     row = c.aggregate(lo=c.date.min(), hi=c.date.max()).to_pyarrow().to_pylist()[0]
     if row["lo"] is None:
-        return ()
-    return tuple(range(row["lo"].year, row["hi"].year + 1))
-
-
-def data_cutoff(tables: Mapping[str, ir.Table]) -> dt.date:
-    """The latest date seen in contacts (the data cut-off), today if none."""
-    c = tables["contact"]
-    hi = c.aggregate(hi=c.date.max()).to_pyarrow().to_pylist()[0]["hi"]
-    return hi or dt.date.today()
+        return (), dt.date.today()
+    return tuple(range(row["lo"].year, row["hi"].year + 1)), row["hi"]
 
 
 @contextmanager
@@ -187,8 +183,11 @@ def _context(
     selected: list[Indicator] = (
         [catalogue.get(i) for i in indicators] if indicators else list(catalogue.indicators)
     )
-    years = tuple(years) if years else data_years(tables)
-    as_of = as_of or data_cutoff(tables)
+    if not years or not as_of:
+        span_years, cutoff = data_span(tables)
+        years = tuple(years) if years else span_years
+        as_of = as_of or cutoff
+    years = tuple(years)
     years = years or (as_of.year,)
     backend = tables["contact"]._find_backend()
     tag = uuid.uuid4().hex[:8]
@@ -224,6 +223,16 @@ def compile_catalogue(
     return {ind.id: compile_indicator(tables, ind, ctx, breakdowns) for ind in selected}
 
 
+@dataclass(frozen=True)
+class TimeToGroup:
+    """time_to indicators sharing one table of index events (see ``timeto``)."""
+
+    indicators: tuple[Indicator, ...]
+
+
+WorkUnit = Indicator | FusionPlan | TimeToGroup
+
+
 def _run_units(
     tables: Mapping[str, ir.Table],
     selected: Sequence[Indicator],
@@ -237,6 +246,9 @@ def _run_units(
         if isinstance(unit, FusionPlan):
             parts.extend(_compute_fused(tables, unit, ctx, breakdowns))
             done = list(unit.indicators)
+        elif isinstance(unit, TimeToGroup):
+            parts.extend(_compute_time_to(tables, unit, ctx, breakdowns))
+            done = list(unit.indicators)
         elif not materialize:
             parts.append(compile_indicator(tables, unit, ctx, breakdowns).to_pyarrow())
             done = [unit]
@@ -249,19 +261,50 @@ def _run_units(
     return parts
 
 
-def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[Indicator | FusionPlan]:
-    """The fused contact plans (where the first of their indicators is), then the rest
-    one by one, in catalogue order."""
+def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
+    """Work units in catalogue order (a group where its first indicator is): the fused
+    contact plans, time_to groups sharing index events, the rest one by one."""
     if not fuse:
         return list(selected)
     fused = [i for i in selected if fusable(i)]
-    units: list[Indicator | FusionPlan] = []
+    time_to: dict[str, list[Indicator]] = {}
     for ind in selected:
-        if not fusable(ind):
+        if ind.kind == "time_to":
+            time_to.setdefault(shared_key(ind), []).append(ind)
+    units: list[WorkUnit] = []
+    for ind in selected:
+        if fusable(ind):
+            if ind is fused[0]:
+                units.extend(plan_fusions(fused))
+        elif ind.kind == "time_to":
+            group = time_to[shared_key(ind)]
+            if ind is group[0]:
+                units.append(TimeToGroup(tuple(group)))
+        else:
             units.append(ind)
-        elif ind is fused[0]:
-            units.extend(plan_fusions(fused))
     return units
+
+
+def _compute_time_to(
+    tables: Mapping[str, ir.Table],
+    group: TimeToGroup,
+    ctx: CompileContext,
+    breakdowns: Sequence[str],
+) -> list[pa.Table]:
+    """Execute time_to indicators sharing index events (see :mod:`utfall.analytics.timeto`)."""
+    inds = group.indicators
+    wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in inds)]
+    out: list[pa.Table] = []
+    if not wanted:
+        return out
+    events = ctx.shared.get(shared_key(inds[0]))
+    if events is None:
+        events = time_to_events(tables, inds[0], ctx)
+    with materialized(timeto.enriched_events(tables, events, ctx)) as enriched:
+        for b in wanted:
+            wide = timeto.cells(enriched, inds, ctx, b).to_pyarrow()
+            out.extend(timeto.unfuse(wide, inds, b))
+    return out
 
 
 def _compute_fused(
@@ -374,14 +417,15 @@ def compute_catalogue(
     ctx, selected = _context(tables, indicators, years, as_of, age_bands, population, catalogue)
     parts = []
     with ExitStack() as stack:
-        if materialize:  # index events shared by several time_to indicators: compute once
+        if materialize:  # intermediates shared by several indicators: compute once
             keys: dict[str, Indicator] = {}
             for ind in selected:
-                if ind.kind == "time_to":
-                    keys.setdefault(time_to_key(ind), ind)
+                key = shared_key(ind)
+                if key is not None:
+                    keys.setdefault(key, ind)
             for key, ind in keys.items():
                 ctx.shared[key] = stack.enter_context(
-                    materialized(time_to_events(tables, ind, ctx))
+                    materialized(shared_table(tables, ind, ctx))
                 )
         parts = _run_units(tables, selected, ctx, breakdowns, materialize, progress)
     ctx.shared.clear()

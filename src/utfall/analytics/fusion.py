@@ -25,6 +25,7 @@ PostgreSQL and, with the rule added in :mod:`utfall.analytics.engines`, PySpark)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,34 @@ def _flag(pred: ir.BooleanValue | None, bit: int) -> ir.IntegerValue:
     return ibis.ifelse(pred.fill_null(False), value, ibis.literal(0, "int64"))
 
 
+def _in_years(period: ir.IntegerValue, years: Sequence[int]) -> ir.BooleanValue:
+    """``period`` in ``years``: a range test when the years are contiguous (no IN list)."""
+    years = sorted(set(years))
+    if years and years == list(range(years[0], years[-1] + 1)):
+        return (period >= years[0]) & (period <= years[-1])
+    return period.isin(years)
+
+
+def _implied_groups(plan: FusionPlan) -> set[str] | None:
+    """Substance groups outside of which no population of the plan has contacts (None:
+    some population is not restricted to groups). ``dx_group`` is F10–F19 of ``main_dx``
+    (canonical schema), so a prefix such as ``F102`` implies group ``F10``."""
+    out: set[str] = set()
+    for b in plan.bits:
+        if b.kind != "population":
+            continue
+        pop = b.indicator.population
+        groups = set(pop.dx_groups) if pop.dx_groups else None
+        prefixes = pop.dx_prefixes or []
+        if prefixes and all(re.fullmatch(r"F1\d.*", p) for p in prefixes):
+            implied = {p[:3] for p in prefixes}
+            groups = implied if groups is None else groups & implied
+        if groups is None:
+            return None
+        out |= groups
+    return out
+
+
 def contact_bits(
     tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext
 ) -> ir.Table:
@@ -166,30 +195,39 @@ def contact_bits(
     bits`` (population and KVÅ bits; one row per contact)."""
     c = tables["contact"]
     c = c.mutate(period=_year(c.date))
-    c = c.filter(c.period.isin(list(ctx.years)))
-    preds = {b.key: contact_predicate(c, b.indicator.population)
-             for b in plan.bits if b.kind == "population"}
-    if all(p is not None for p in preds.values()):
-        c = c.filter(ibis.or_(*preds.values()))
+    c = c.filter(_in_years(c.period, ctx.years))
+    groups = _implied_groups(plan)
+    if groups is not None:  # a plain IN filter the engine can push into the scan
+        c = c.filter(c.dx_group.isin(sorted(groups)))
+    # population bits first (each predicate evaluated once), then only contacts with any
+    pops = {b.key: k for k, b in enumerate(plan.bits) if b.kind == "population"}
+    terms = [_flag(contact_predicate(c, plan.bits[k].indicator.population), k)
+             for k in pops.values()]
+    c = c.mutate(popbits=_sum(terms))
+    c = c.filter(c.popbits != 0)
     kva = {f"kva_{k}": b.indicator.numerator.kva_codes or []
            for k, b in enumerate(plan.bits) if b.kind == "procedure"}
+    bits = c.popbits
     if kva:
         c = kva_flags(c, tables, kva)
-    terms = []
-    for k, b in enumerate(plan.bits):
-        if b.kind == "population":
-            terms.append(_flag(contact_predicate(c, b.indicator.population), k))
-        elif b.kind == "procedure":
-            pop = contact_predicate(c, b.indicator.population)
-            hit = c[f"kva_{k}"] if pop is None else pop.fill_null(False) & c[f"kva_{k}"]
-            terms.append(_flag(hit, k))
-    bits = terms[0]
-    for t in terms[1:]:
-        bits = bits + t  # distinct bits: + is |
+        terms = [c.popbits]
+        for k, b in enumerate(plan.bits):
+            if b.kind == "procedure":
+                pop = 1 << pops[_population_key(b.indicator)]
+                terms.append(_flag(((c.popbits & pop) != 0) & c[f"kva_{k}"], k))
+        bits = _sum(terms)
     return c.select(
         period=c.period.cast("int64"), person_key=c.person_key, unit_id=c.unit_id.cast("string"),
         dx_group=c.dx_group.cast("string"), bits=bits.cast("int64"),
     )
+
+
+def _sum(terms: Sequence[ir.IntegerValue]) -> ir.IntegerValue:
+    """Sum of flag terms (distinct bits, so the sum is their OR)."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 def person_bits(

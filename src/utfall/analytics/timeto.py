@@ -1,0 +1,81 @@
+"""``time_to`` indicators that share their index events, computed together.
+
+The continuity indicators (median days, share within 7 and 30 days) all measure
+the same index events (e.g. inpatient discharges) and the days to the next
+contact (:func:`utfall.analytics.compiler.time_to_events`). Every event is its
+own subject, so no stage needs de-duplicating: the events are enriched once
+with person and unit attributes, and each breakdown's cells of all the group's
+indicators come from one ``GROUP BY``. Counts are ``COUNT(DISTINCT subject)``
+with a filter, which is exactly what the per-indicator stages count, so the
+numbers equal each indicator's own expression (``compile_indicator``; tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from utfall.analytics.catalogue import Indicator
+from utfall.analytics.compiler import CompileContext, _level, _year, enrich
+
+
+def enriched_events(
+    tables: Mapping[str, ir.Table], events: ir.Table, ctx: CompileContext
+) -> ir.Table:
+    """Index events with ``period`` (year of ``end_date``), ``subject`` and attributes."""
+    ev = events.select(
+        period=_year(events.end_date).cast("int64"), subject=events.contact_id.cast("string"),
+        person_key=events.person_key, unit_id=events.unit_id.cast("string"),
+        dx_group=events.dx_group.cast("string"), end_date=events.end_date, days=events.days,
+    )
+    ev = ev.filter(ev.period.isin(list(ctx.years)))
+    return enrich(ev, tables, ctx)
+
+
+def cells(
+    enriched: ir.Table, inds: Sequence[Indicator], ctx: CompileContext, breakdown: str
+) -> ir.Table:
+    """Wide cells of one breakdown: ``period, level`` and per indicator k ``d{k}``
+    (subjects in the population) and ``n{k}`` (share: within the window) or ``s{k}``
+    (median days)."""
+    g = enriched.mutate(level=_level(enriched, breakdown))
+    as_of = ibis.literal(ctx.as_of)
+    metrics: dict[str, ir.Value] = {}
+    for k, ind in enumerate(inds):
+        if ind.statistic == "share":
+            within = ind.window.days or 0
+            observable = as_of.delta(g.end_date, unit="day") >= within
+            hit = observable & g.days.notnull() & (g.days <= within)
+            metrics[f"d{k}"] = g.subject.nunique(where=observable).cast("int64")
+            metrics[f"n{k}"] = g.subject.nunique(where=hit).cast("int64")
+        else:
+            measured = g.days.notnull()
+            metrics[f"d{k}"] = g.subject.nunique(where=measured).cast("int64")
+            # median() skips nulls: the same rows as the measured ones
+            metrics[f"s{k}"] = g.days.cast("float64").median().cast("float64")
+    return g.group_by("period", "level").aggregate(**metrics)
+
+
+def unfuse(wide: pa.Table, inds: Sequence[Indicator], breakdown: str) -> list[pa.Table]:
+    """Wide cells → the raw long rows of each indicator (cells with subjects only)."""
+    out = []
+    for k, ind in enumerate(inds):
+        if breakdown not in ind.allowed_breakdowns:
+            continue
+        w = wide.filter(pc.greater(wide[f"d{k}"], 0))
+        n = w.num_rows
+        share = ind.statistic == "share"
+        out.append(pa.table({
+            "indicator_id": pa.array([ind.id] * n, pa.string()),
+            "period": w["period"].cast(pa.string()),
+            "breakdown": pa.array([breakdown] * n, pa.string()),
+            "level": w["level"].cast(pa.string()),
+            "numerator": w[f"n{k}"].cast(pa.int64()) if share else pa.nulls(n, pa.int64()),
+            "denominator": w[f"d{k}"].cast(pa.int64()),
+            "stat": pa.nulls(n, pa.float64()) if share else w[f"s{k}"].cast(pa.float64()),
+        }))
+    return out
