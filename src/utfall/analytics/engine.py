@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from utfall.analytics import fusion, timeto
+from utfall.analytics import fusion, levelwords, timeto
 from utfall.analytics.catalogue import ALL_BREAKDOWNS, Catalogue, Indicator, load_catalogue
 from utfall.analytics.compiler import (
     DEFAULT_AGE_BANDS,
@@ -68,6 +68,7 @@ POPULATION_SCHEMA = pa.schema(
     ]
 )
 VALUE_DECIMALS = 9  # means/medians are rounded so engines agree to the last digit
+UNIT_ATTRIBUTES = ("organisation", "principal_type", "care_level")
 
 
 def read_population(path: str | Path | None = None) -> pa.Table:
@@ -301,8 +302,9 @@ def _compute_time_to(
     if events is None:
         events = time_to_events(tables, inds[0], ctx)
     with materialized(timeto.enriched_events(tables, events, ctx)) as enriched:
+        unique = timeto.subjects_unique(enriched)
         for b in wanted:
-            wide = timeto.cells(enriched, inds, ctx, b).to_pyarrow()
+            wide = timeto.cells(enriched, inds, ctx, b, unique).to_pyarrow()
             out.extend(timeto.unfuse(wide, inds, b))
     return out
 
@@ -318,6 +320,17 @@ def _compute_fused(
     out: list[pa.Table] = []
     if not stages:
         return out
+    backend = tables["contact"]._find_backend()
+    # few-level unit attributes are counted from words in the person stage (levelwords)
+    unit = tables["unit"].select("unit_id", *UNIT_ATTRIBUTES).to_pyarrow()
+    words = list(levelwords.plan_words(unit, stages.get("unit", []), len(plan.bits)).values())
+    codes = None
+    if words:
+        codes = upload(backend, f"utfall_unitcodes_{uuid.uuid4().hex[:8]}",
+                       levelwords.unit_codes(unit, words))
+        rest = [b for b in stages["unit"] if b not in {lw.breakdown for lw in words}]
+        stages = {**stages, "person": stages.get("person", []), "unit": rest}
+        stages = {k: v for k, v in stages.items() if v or k == "person"}
     with ExitStack() as stack:
         ids = stack.enter_context(materialized(fusion.person_ids(tables)))
         # 20 M contacts become ~12 M narrow rows (period, pid, unit, group, bits)
@@ -333,17 +346,27 @@ def _compute_fused(
             )
         for stage, bds in stages.items():
             if stage == "person":
-                table = fusion.person_stage(reduced, tables, plan, ctx, ids)
+                table = fusion.person_stage(reduced, tables, plan, ctx, ids, words, codes)
             elif stage == "unit":
                 table = fusion.unit_stage(reduced)
             else:
                 table = reduced
-            with nullcontext(table) if len(bds) == 1 or stage == "dx" else materialized(
+            several = len(bds) + (len(words) if stage == "person" else 0) > 1
+            with materialized(table) if several and stage != "dx" else nullcontext(
                 table
             ) as mat:
                 for b in bds:
                     wide = fusion.stage_cells(stage, mat, tables, plan, b).to_pyarrow()
                     out.extend(fusion.unfuse(wide, plan, b, ctx))
+                if stage == "person":
+                    for lw in words:
+                        parts = [
+                            levelwords.decode(fusion.word_counts(mat, lw, k).to_pyarrow(), lw,
+                                              k, plan.masks)
+                            for k in range(lw.words)
+                        ]
+                        wide = levelwords.wide_cells(parts, plan.masks)
+                        out.extend(fusion.unfuse(wide, plan, lw.breakdown, ctx))
     return out
 
 

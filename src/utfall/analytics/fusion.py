@@ -39,6 +39,7 @@ from utfall.analytics.compiler import (
     PERSON_BREAKDOWNS,
     PERSON_PERIOD_EVENTS,
     UNIT_BREAKDOWNS,
+    UNKNOWN_LEVEL,
     CompileContext,
     _age_band,
     _level,
@@ -49,6 +50,7 @@ from utfall.analytics.compiler import (
     person_period_events,
     residents,
 )
+from utfall.analytics.levelwords import LevelWords
 
 MAX_BITS = 62  # bits of one int64 flag word (sign bit and one spare left alone)
 FUSABLE_KINDS = ("proportion", "count", "rate")
@@ -299,10 +301,22 @@ def _or_reduce(t: ir.Table, keys: Sequence[str]) -> ir.Table:
 
 def person_stage(
     reduced: ir.Table, tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext,
-    ids: ir.Table,
+    ids: ir.Table, words: Sequence[LevelWords] = (), codes: ir.Table | None = None,
 ) -> ir.Table:
-    """One row per (period, person) with sex, age band, municipality (and residency)."""
-    r = _or_reduce(reduced, [])
+    """One row per (period, person) with sex, age band, municipality (and residency),
+    and the level words of ``words`` (multipliers per unit in ``codes``)."""
+    if words and codes is not None:
+        j = reduced.left_join(codes, "unit_id")
+        agg = {}
+        for lw in words:
+            for k in range(lw.words):
+                col = lw.column(k)
+                mult = j[col].fill_null(ibis.literal(lw.multiplier(UNKNOWN_LEVEL, k), "int64"))
+                agg[col] = (j.bits * mult).bit_or()
+        r = j.group_by("period", "subject").aggregate(bits=j.bits.bit_or(), **agg)
+    else:
+        r = _or_reduce(reduced, [])
+    word_cols = [lw.column(k) for lw in words for k in range(lw.words)]
     p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
     p = ids.inner_join(p, "person_key")
     if plan.mask("resident"):  # rates: person breakdowns only
@@ -317,9 +331,15 @@ def person_stage(
     j = r.left_join(p, r.subject == p.pid)
     age = j.period - j.birth_year.cast("int64")
     return j.select(
-        "period", "subject", "sex", "municipality",
+        "period", "subject", "sex", "municipality", *word_cols,
         age_band=_age_band(age, ctx.age_bands), bits=j.bits + j.rbits.fill_null(0),
     )
+
+
+def word_counts(person: ir.Table, lw: LevelWords, k: int) -> ir.Table:
+    """``period, word, n``: persons per distinct value of word ``k`` (few distinct)."""
+    w = person[lw.column(k)]
+    return person.group_by(period=person.period, word=w).aggregate(n=person.count())
 
 
 def unit_stage(reduced: ir.Table) -> ir.Table:

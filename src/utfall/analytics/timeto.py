@@ -36,25 +36,39 @@ def enriched_events(
     return enrich(ev, tables, ctx)
 
 
+def subjects_unique(enriched: ir.Table) -> bool:
+    """One row per subject (contact ids are unique in canonical data): then plain
+    counts are distinct counts."""
+    row = enriched.aggregate(n=enriched.count(), u=enriched.subject.nunique())
+    row = row.to_pyarrow().to_pylist()[0]
+    return row["n"] == row["u"]
+
+
 def cells(
-    enriched: ir.Table, inds: Sequence[Indicator], ctx: CompileContext, breakdown: str
+    enriched: ir.Table, inds: Sequence[Indicator], ctx: CompileContext, breakdown: str,
+    unique: bool = False,
 ) -> ir.Table:
     """Wide cells of one breakdown: ``period, level`` and per indicator k ``d{k}``
     (subjects in the population) and ``n{k}`` (share: within the window) or ``s{k}``
-    (median days)."""
+    (median days). ``unique``: rows are one per subject (count rows, not distinct)."""
     g = enriched.mutate(level=_level(enriched, breakdown))
     as_of = ibis.literal(ctx.as_of)
+
+    def subjects(where: ir.BooleanValue) -> ir.IntegerValue:
+        n = g.count(where=where) if unique else g.subject.nunique(where=where)
+        return n.cast("int64")
+
     metrics: dict[str, ir.Value] = {}
     for k, ind in enumerate(inds):
         if ind.statistic == "share":
             within = ind.window.days or 0
             observable = as_of.delta(g.end_date, unit="day") >= within
             hit = observable & g.days.notnull() & (g.days <= within)
-            metrics[f"d{k}"] = g.subject.nunique(where=observable).cast("int64")
-            metrics[f"n{k}"] = g.subject.nunique(where=hit).cast("int64")
+            metrics[f"d{k}"] = subjects(observable)
+            metrics[f"n{k}"] = subjects(hit)
         else:
             measured = g.days.notnull()
-            metrics[f"d{k}"] = g.subject.nunique(where=measured).cast("int64")
+            metrics[f"d{k}"] = subjects(measured)
             # median() skips nulls: the same rows as the measured ones
             metrics[f"s{k}"] = g.days.cast("float64").median().cast("float64")
     return g.group_by("period", "level").aggregate(**metrics)
