@@ -12,11 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from utfall.analytics import levelwords
 from utfall.analytics.catalogue import build_catalogue, load_catalogue
 from utfall.analytics.engine import compute_catalogue
 from utfall.analytics.engines import duckdb_tables
 from utfall.analytics.example import AS_OF, YEARS, example_population, example_tables
 from utfall.analytics.fusion import MAX_BITS, fusable, plan_fusions
+from utfall.analytics.levelwords import decode, plan_words, unit_codes, wide_cells
 
 KW = dict(years=YEARS, as_of=AS_OF, population=example_population())
 
@@ -111,4 +113,71 @@ def test_more_facts_than_one_int64_split_into_several_passes() -> None:
 def test_fused_equals_single_for_breakdown_subsets(breakdowns: list[str]) -> None:
     fused, single = _both(example_tables(), breakdowns=breakdowns)
     assert set(fused["breakdown"].to_pylist()) == set(breakdowns)
+    assert fused.equals(single)
+
+
+# ------------------------------------------------------------------------- level words
+
+
+def test_level_words_encode_and_decode_by_hand() -> None:
+    unit = pa.table({
+        "unit_id": ["A", "B", "C"],
+        "principal_type": ["region", "region", None],
+    })
+    (lw,) = plan_words(unit, ["principal_type"], bits=3).values()
+    # levels sorted, "unknown" always present; 63 // 3 = 21 slots per word
+    assert lw.levels == ("region", "unknown") and lw.words == 1 and lw.per == 21
+    codes = unit_codes(unit, [lw]).to_pylist()
+    assert [c[lw.column(0)] for c in codes] == [1, 1, 1 << 3]  # region slot 0, unknown slot 1
+    # three persons in 2021 (bits: 0b001 population, 0b010 numerator):
+    #   p1: a region unit with 0b011 -> word 0b011
+    #   p2: region 0b001 and an unknown-type unit 0b011 -> word 0b011_001
+    #   p3: only the unknown-type unit, 0b001 -> word 0b001_000
+    counts = pa.table({"period": [2021, 2021, 2021], "word": [0b011, 0b011001, 0b001000],
+                       "n": [1, 1, 1]})
+    masks = [0b001, 0b011]
+    periods, levels, cells = decode(counts, lw, 0, masks)
+    got = {(int(p), lv): list(c) for p, lv, c in zip(periods, levels, cells, strict=True)}
+    assert got == {(2021, "region"): [2, 1], (2021, "unknown"): [2, 1]}
+    assert wide_cells([(periods, levels, cells)], masks).column_names == [
+        "period", "level", "m0", "m1"]
+
+
+def test_too_many_levels_fall_back_to_deduplication(monkeypatch) -> None:
+    unit = example_tables()["unit"]
+    assert set(plan_words(unit, ["organisation", "principal_type", "care_level"], 14)) == {
+        "organisation", "principal_type", "care_level"}
+    monkeypatch.setattr(levelwords, "MAX_WORDS", 0)
+    assert plan_words(unit, ["organisation"], 14) == {}
+    fused, single = _both(example_tables(), breakdowns=["total", "organisation", "principal_type",
+                                                         "care_level", "unit_id"])
+    assert fused.equals(single)
+
+
+def test_units_missing_from_unit_table_count_as_unknown() -> None:
+    tables = example_tables()
+    unit = tables["unit"]
+    tables["unit"] = unit.filter(pc.invert(pc.is_in(unit["unit_id"], pa.array(["U1"]))))
+    for max_words in (2, 0):
+        levelwords.MAX_WORDS = max_words
+        try:
+            fused, single = _both(tables, breakdowns=["total", "principal_type", "care_level",
+                                                    "unit_id"])
+        finally:
+            levelwords.MAX_WORDS = 2
+        assert fused.equals(single)
+        levels = set(fused.filter(pc.equal(fused["breakdown"], "principal_type"))["level"]
+                     .to_pylist())
+        assert "unknown" in levels
+
+
+def test_time_to_group_with_duplicate_contact_ids_counts_distinct_events() -> None:
+    tables = example_tables()
+    c = tables["contact"]
+    inpatient = c.filter(pc.equal(c["contact_type"], "inpatient"))
+    assert inpatient.num_rows > 0
+    tables["contact"] = pa.concat_tables([c, inpatient])  # the same contact ids twice
+    ids = [i.id for i in load_catalogue().indicators if i.kind == "time_to"]
+    fused, single = _both(tables, indicators=ids)
+    assert fused.num_rows > 0
     assert fused.equals(single)

@@ -29,6 +29,7 @@ import pyarrow as pa
 from utfall.analytics.compiler import UNKNOWN_LEVEL
 
 WORD_BITS = 63  # value bits of an int64
+MAX_WORDS = 2  # attributes needing more words are de-duplicated the plain way
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ def unit_levels(unit: pa.Table, breakdown: str) -> list[str]:
 
 
 def plan_words(
-    unit: pa.Table, breakdowns: Sequence[str], bits: int, max_words: int = 2
+    unit: pa.Table, breakdowns: Sequence[str], bits: int, max_words: int | None = None
 ) -> dict[str, LevelWords]:
     """Level words for each unit attribute in ``breakdowns`` that fits ``max_words``."""
     per = WORD_BITS // bits if bits else 0
+    max_words = MAX_WORDS if max_words is None else max_words
     out: dict[str, LevelWords] = {}
     for b in breakdowns:
         if b == "unit_id" or per == 0:
