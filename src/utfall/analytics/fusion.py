@@ -207,6 +207,7 @@ def contact_bits(
              for k in pops.values()]
     c = c.mutate(popbits=_sum(terms))
     c = c.filter(c.popbits != 0)
+    c = c.select("contact_id", "person_key", "unit_id", "date", "dx_group", "period", "popbits")
     kva = {f"kva_{k}": b.indicator.numerator.kva_codes or []
            for k, b in enumerate(plan.bits) if b.kind == "procedure"}
     bits = c.popbits
