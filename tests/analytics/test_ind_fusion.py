@@ -109,7 +109,10 @@ def test_more_facts_than_one_int64_split_into_several_passes() -> None:
     assert fused.equals(single)
 
 
-@pytest.mark.parametrize("breakdowns", [["total"], ["dx_group", "total"], ["organisation", "sex"]])
+@pytest.mark.parametrize("breakdowns", [
+    ["total"], ["dx_group", "total"], ["organisation", "sex"], ["principal_type", "total"],
+    ["unit_id", "total"], ["unit_id", "dx_group", "care_level", "sex"],
+])
 def test_fused_equals_single_for_breakdown_subsets(breakdowns: list[str]) -> None:
     fused, single = _both(example_tables(), breakdowns=breakdowns)
     assert set(fused["breakdown"].to_pylist()) == set(breakdowns)

@@ -331,18 +331,21 @@ def _compute_fused(
         rest = [b for b in stages["unit"] if b not in {lw.breakdown for lw in words}]
         stages = {**stages, "person": stages.get("person", []), "unit": rest}
         stages = {k: v for k, v in stages.items() if v or k == "person"}
+    keys = fusion.reduced_keys(stages)
+    if words and "unit_id" not in keys:  # the words are looked up by unit
+        keys.insert(0, "unit_id")
     with ExitStack() as stack:
         ids = stack.enter_context(materialized(fusion.person_ids(tables)))
         # 20 M contacts become ~12 M narrow rows (period, pid, unit, group, bits)
         reduced = stack.enter_context(
-            materialized(fusion.reduced_bits(tables, plan, ctx, ids))
+            materialized(fusion.reduced_bits(tables, plan, ctx, ids, keys))
         )
         if _count(reduced.filter(reduced.subject.isnull())):
             # contacts of persons missing from the person table: number them too
             orphans = fusion.orphan_keys(tables, plan, ctx)
             ids = stack.enter_context(materialized(fusion.person_ids(tables, orphans)))
             reduced = stack.enter_context(
-                materialized(fusion.reduced_bits(tables, plan, ctx, ids))
+                materialized(fusion.reduced_bits(tables, plan, ctx, ids, keys))
             )
         for stage, bds in stages.items():
             if stage == "person":

@@ -275,16 +275,21 @@ def orphan_keys(tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileCo
     return c.anti_join(tables["person"].select("person_key"), "person_key")
 
 
+REDUCED_KEYS = ("unit_id", "dx_group")
+
+
 def reduced_bits(
-    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext, ids: ir.Table
+    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext, ids: ir.Table,
+    keys: Sequence[str] = REDUCED_KEYS,
 ) -> ir.Table:
-    """One row per (period, subject = pid, unit, substance group) with the OR of bits.
+    """One row per (period, subject = pid, *keys) with the OR of bits; ``keys`` are the
+    unit and/or substance group when unit or substance-group breakdowns are wanted.
 
     Persons missing from ``ids`` get a null subject (the executor checks for them).
     """
     c = contact_bits(tables, plan, ctx)
     j = c.left_join(ids, "person_key")
-    r = j.group_by(period=j.period, subject=j.pid, unit_id=j.unit_id, dx_group=j.dx_group)
+    r = j.group_by(period=j.period, subject=j.pid, **{k: j[k] for k in keys})
     r = r.aggregate(bits=j.bits.bit_or())
     pb = person_bits(tables, plan, ctx)
     if pb is None:
@@ -292,8 +297,12 @@ def reduced_bits(
     pb = pb.inner_join(ids, "person_key")
     pb = pb.select(pid=pb.pid, p_period=pb.period, pbits=pb.pbits)
     r = r.left_join(pb, [r.subject == pb.pid, r.period == pb.p_period])
-    return r.select("period", "subject", "unit_id", "dx_group",
-                    bits=r.bits + r.pbits.fill_null(0))
+    return r.select("period", "subject", *keys, bits=r.bits + r.pbits.fill_null(0))
+
+
+def reduced_keys(stages: Mapping[str, Sequence[str]]) -> list[str]:
+    """The keys :func:`reduced_bits` needs beyond (period, subject) for ``stages``."""
+    return [k for k, stage in (("unit_id", "unit"), ("dx_group", "dx")) if stage in stages]
 
 
 def _or_reduce(t: ir.Table, keys: Sequence[str]) -> ir.Table:
@@ -306,7 +315,7 @@ def person_stage(
 ) -> ir.Table:
     """One row per (period, person) with sex, age band, municipality (and residency),
     and the level words of ``words`` (multipliers per unit in ``codes``)."""
-    if words and codes is not None:
+    if words and codes is not None:  # needs a reduced table keyed by unit
         j = reduced.left_join(codes, "unit_id")
         agg = {}
         for lw in words:
@@ -315,6 +324,8 @@ def person_stage(
                 mult = j[col].fill_null(ibis.literal(lw.multiplier(UNKNOWN_LEVEL, k), "int64"))
                 agg[col] = (j.bits * mult).bit_or()
         r = j.group_by("period", "subject").aggregate(bits=j.bits.bit_or(), **agg)
+    elif set(reduced.columns) == {"period", "subject", "bits"}:
+        r = reduced  # already one row per (period, person)
     else:
         r = _or_reduce(reduced, [])
     word_cols = [lw.column(k) for lw in words for k in range(lw.words)]
@@ -345,6 +356,8 @@ def word_counts(person: ir.Table, lw: LevelWords, k: int) -> ir.Table:
 
 def unit_stage(reduced: ir.Table) -> ir.Table:
     """One row per (period, person, unit)."""
+    if "dx_group" not in reduced.columns:
+        return reduced  # already keyed by (period, person, unit)
     return _or_reduce(reduced, ["unit_id"])
 
 
@@ -370,8 +383,10 @@ def stage_cells(
         t = t.left_join(u, "unit_id")
         t = t.drop("unit_id_right") if "unit_id_right" in t.columns else t
     g = t.mutate(level=_level(t, breakdown))
-    if stage == "dx" or (stage == "unit" and breakdown != "unit_id"):
-        g = _or_reduce(g, ["level"])  # one row per person and level
+    # one row per person and level: unit attributes, and substance groups when the
+    # reduced table also has units (dx_group → level is one-to-one: F10–F19 or unknown)
+    if (stage == "dx" and "unit_id" in t.columns) or (stage == "unit" and breakdown != "unit_id"):
+        g = _or_reduce(g, ["level"])
     masks = {f"m{j}": m for j, m in enumerate(plan.masks)}
     return g.group_by("period", "level").aggregate(
         **{name: g.count(where=(g.bits & m) == m).cast("int64") for name, m in masks.items()}
