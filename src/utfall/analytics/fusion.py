@@ -282,22 +282,23 @@ REDUCED_KEYS = ("unit_id", "dx_group")
 
 
 def reduced_bits(
-    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext, ids: ir.Table,
-    keys: Sequence[str] = REDUCED_KEYS,
+    tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext,
+    ids: ir.Table | None, keys: Sequence[str] = REDUCED_KEYS,
 ) -> ir.Table:
-    """One row per (period, subject = pid, *keys) with the OR of bits; ``keys`` are the
-    unit and/or substance group when unit or substance-group breakdowns are wanted.
+    """One row per (period, subject, *keys) with the OR of bits; ``keys`` are the unit
+    and/or substance group when unit or substance-group breakdowns are wanted.
 
-    Persons missing from ``ids`` get a null subject (the executor checks for them).
+    ``subject`` is the integer ``pid`` of ``ids`` (persons missing from ``ids`` get a null
+    subject: the executor checks for them), or the person key itself when ``ids`` is None.
     """
     c = contact_bits(tables, plan, ctx)
-    j = c.left_join(ids, "person_key")
+    j = c.left_join(ids, "person_key") if ids is not None else c.mutate(pid=c.person_key)
     r = j.group_by(period=j.period, subject=j.pid, **{k: j[k] for k in keys})
     r = r.aggregate(bits=j.bits.bit_or())
     pb = person_bits(tables, plan, ctx)
     if pb is None:
         return r
-    pb = pb.inner_join(ids, "person_key")
+    pb = pb.inner_join(ids, "person_key") if ids is not None else pb.mutate(pid=pb.person_key)
     pb = pb.select(pid=pb.pid, p_period=pb.period, pbits=pb.pbits)
     r = r.left_join(pb, [r.subject == pb.pid, r.period == pb.p_period])
     return r.select("period", "subject", *keys, bits=r.bits + r.pbits.fill_null(0))
@@ -314,7 +315,7 @@ def _or_reduce(t: ir.Table, keys: Sequence[str]) -> ir.Table:
 
 def person_stage(
     reduced: ir.Table, tables: Mapping[str, ir.Table], plan: FusionPlan, ctx: CompileContext,
-    ids: ir.Table, words: Sequence[LevelWords] = (), codes: ir.Table | None = None,
+    ids: ir.Table | None, words: Sequence[LevelWords] = (), codes: ir.Table | None = None,
 ) -> ir.Table:
     """One row per (period, person) with sex, age band, municipality (and residency),
     and the level words of ``words`` (multipliers per unit in ``codes``)."""
@@ -333,7 +334,7 @@ def person_stage(
         r = _or_reduce(reduced, [])
     word_cols = [lw.column(k) for lw in words for k in range(lw.words)]
     p = tables["person"].select("person_key", "sex", "birth_year", "municipality")
-    p = ids.inner_join(p, "person_key")
+    p = ids.inner_join(p, "person_key") if ids is not None else p.mutate(pid=p.person_key)
     if plan.mask("resident"):  # rates: person breakdowns only
         res = residents(tables, ctx).mutate(resident=ibis.literal(True))
         p = p.left_join(res, "person_key")
