@@ -413,7 +413,10 @@ def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
     if ch.require_dx_groups:
         c = tables["contact"]
         c = c.filter(c.dx_group.isin(ch.require_dx_groups))
-        c = c.select(c.person_key, b_year=_year(c.date)).distinct()
+        c = c.select(c.person_key, b_year=_year(c.date))
+        # narrow the contacts to the (few) paired persons first: a semi-join probe is far
+        # cheaper than DISTINCT over every contact of the groups
+        c = c.semi_join(p.select("person_key", "b_year"), ["person_key", "b_year"])
         p = p.semi_join(c, ["person_key", "b_year"])
     return p
 
