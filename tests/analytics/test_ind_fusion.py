@@ -184,3 +184,19 @@ def test_time_to_group_with_duplicate_contact_ids_counts_distinct_events() -> No
     fused, single = _both(tables, indicators=ids)
     assert fused.num_rows > 0
     assert fused.equals(single)
+
+
+def test_discharges_by_reason_share_one_base() -> None:
+    from utfall.analytics.compiler import variant_key
+
+    cat = load_catalogue()
+    keys = {i.id: variant_key(i) for i in cat.indicators}
+    discharges = [k for k in keys if k.startswith("laro_discharge.")]
+    assert len(discharges) == 6
+    assert len({keys[k] for k in discharges}) == 1 and keys[discharges[0]] is not None
+    # other numerators, kinds and sources have no variant key
+    assert keys["laro_retention_12m"] is None and keys["kva_au119"] is None
+    fused, single = _both(example_tables(), indicators=discharges,
+                          breakdowns=["total", "unit_id", "organisation", "sex"])
+    assert fused.num_rows > 0
+    assert fused.equals(single)

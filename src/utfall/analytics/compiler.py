@@ -421,6 +421,33 @@ def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
     return p
 
 
+def variant_key(ind: Indicator) -> str | None:
+    """Enrolment proportions that differ only in their end reasons (e.g. LARO discharges
+    by reason) have the same base rows: equal keys, one shared base (:func:`variant_base`)."""
+    n = ind.numerator
+    if (ind.population.source != "enrolment" or ind.kind != "proportion" or n is None
+            or n.event != "end_reason"):
+        return None
+    return json.dumps([ind.population.model_dump(), ind.period.model_dump(), ind.unit,
+                       ind.window.model_dump()], sort_keys=True)
+
+
+def variant_base(
+    tables: Mapping[str, ir.Table], inds: Sequence[Indicator], ctx: CompileContext,
+    names: Sequence[str],
+) -> ir.Table:
+    """The base of ``inds[0]`` (see :func:`variant_key`) with one numerator column per
+    indicator, ``names[k]`` = the enrolment ended with one of ``inds[k]``'s reasons."""
+    base = build_base(tables, inds[0], ctx).drop("num")
+    e = tables["enrolment"].select("enrolment_id", "end_reason")
+    j = base.left_join(e, base.subject == e.enrolment_id)
+    return j.select(
+        *[c for c in base.columns],
+        **{nm: j.end_reason.isin(list(i.numerator.end_reasons or [])).fill_null(False)
+           for nm, i in zip(names, inds, strict=True)},
+    )
+
+
 def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     """Paired measurements as base rows: improved (num) and the change in score (val)."""
     p = ctx.shared.get(shared_key(ind))
@@ -691,6 +718,19 @@ def stage_table(
     if stage == "unit":
         return unit_stage(base, tables, nums)
     return reduce_subjects(base, ["dx_group"], nums)
+
+
+def variant_cells(
+    stage: str, table: ir.Table, names: Sequence[str], breakdown: str
+) -> ir.Table:
+    """Wide cells of several numerators over one stage table: ``period, level, den, <name>…``."""
+    g = table.mutate(level=_level(table, breakdown))
+    if not (stage in ("person", "dx") or breakdown == "unit_id"):
+        g = g.group_by("period", "subject", "level").aggregate(**{n: g[n].any() for n in names})
+    return g.group_by("period", "level").aggregate(
+        den=g.count().cast("int64"),
+        **{n: g.count(where=g[n].fill_null(False)).cast("int64") for n in names},
+    )
 
 
 def stage_cells(

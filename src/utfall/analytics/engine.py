@@ -52,6 +52,9 @@ from utfall.analytics.compiler import (
     stage_cells,
     stage_table,
     time_to_events,
+    variant_base,
+    variant_cells,
+    variant_key,
 )
 from utfall.analytics.engines import upload
 from utfall.analytics.fusion import FusionPlan, fusable, plan_fusions
@@ -231,7 +234,14 @@ class TimeToGroup:
     indicators: tuple[Indicator, ...]
 
 
-WorkUnit = Indicator | FusionPlan | TimeToGroup
+@dataclass(frozen=True)
+class VariantGroup:
+    """Enrolment proportions differing only in end reasons (see ``variant_key``)."""
+
+    indicators: tuple[Indicator, ...]
+
+
+WorkUnit = Indicator | FusionPlan | TimeToGroup | VariantGroup
 
 
 def _run_units(
@@ -249,6 +259,9 @@ def _run_units(
             done = list(unit.indicators)
         elif isinstance(unit, TimeToGroup):
             parts.extend(_compute_time_to(tables, unit, ctx, breakdowns))
+            done = list(unit.indicators)
+        elif isinstance(unit, VariantGroup):
+            parts.extend(_compute_variants(tables, unit, ctx, breakdowns))
             done = list(unit.indicators)
         elif not materialize:
             parts.append(compile_indicator(tables, unit, ctx, breakdowns).to_pyarrow())
@@ -269,11 +282,15 @@ def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
         return list(selected)
     fused = [i for i in selected if fusable(i)]
     time_to: dict[str, list[Indicator]] = {}
+    variants: dict[str, list[Indicator]] = {}
     for ind in selected:
         if ind.kind == "time_to":
             time_to.setdefault(shared_key(ind), []).append(ind)
+        elif (key := variant_key(ind)) is not None:
+            variants.setdefault(key, []).append(ind)
     units: list[WorkUnit] = []
     for ind in selected:
+        key = variant_key(ind)
         if fusable(ind):
             if ind is fused[0]:
                 units.extend(plan_fusions(fused))
@@ -281,9 +298,45 @@ def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
             group = time_to[shared_key(ind)]
             if ind is group[0]:
                 units.append(TimeToGroup(tuple(group)))
+        elif key is not None and len(variants[key]) > 1:
+            if ind is variants[key][0]:
+                units.append(VariantGroup(tuple(variants[key])))
         else:
             units.append(ind)
     return units
+
+
+def _compute_variants(
+    tables: Mapping[str, ir.Table],
+    group: VariantGroup,
+    ctx: CompileContext,
+    breakdowns: Sequence[str],
+) -> list[pa.Table]:
+    """Execute enrolment proportions that share base rows, one numerator column each."""
+    inds = group.indicators
+    names = [f"num_{k}" for k in range(len(inds))]
+    plan = {k: v for k, v in breakdown_plan(inds[0], breakdowns).items() if v}
+    out: list[pa.Table] = []
+    base_expr = reduce_subjects(variant_base(tables, inds, ctx, names),
+                                ["person_key", "unit_id", "dx_group"], names)
+    with materialized(base_expr) as base:
+        for stage, bds in plan.items():
+            table = stage_table(stage, base, tables, ctx, names)
+            with materialized(table) if len(bds) > 1 else nullcontext(table) as mat:
+                for b in bds:
+                    wide = variant_cells(stage, mat, names, b).to_pyarrow()
+                    for name, ind in zip(names, inds, strict=True):
+                        n = wide.num_rows
+                        out.append(pa.table({
+                            "indicator_id": pa.array([ind.id] * n, pa.string()),
+                            "period": wide["period"].cast(pa.string()),
+                            "breakdown": pa.array([b] * n, pa.string()),
+                            "level": wide["level"].cast(pa.string()),
+                            "numerator": wide[name].cast(pa.int64()),
+                            "denominator": wide["den"].cast(pa.int64()),
+                            "stat": pa.nulls(n, pa.float64()),
+                        }))
+    return out
 
 
 def _compute_time_to(
