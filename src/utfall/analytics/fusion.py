@@ -202,8 +202,15 @@ def contact_bits(
     if groups is not None:  # a plain IN filter the engine can push into the scan
         c = c.filter(c.dx_group.isin(sorted(groups)))
     pops = {b.key: k for k, b in enumerate(plan.bits) if b.kind == "population"}
-    terms = [_flag(contact_predicate(c, plan.bits[k].indicator.population), k)
-             for k in pops.values()]
+
+    def predicate(k: int) -> ir.BooleanValue | None:
+        pop = plan.bits[k].indicator.population
+        only_groups = not (pop.dx_prefixes or pop.contact_types or pop.require_psych_group)
+        if groups is not None and only_groups and set(pop.dx_groups or []) >= groups:
+            return None  # every contact left after the group filter is in it
+        return contact_predicate(c, pop)
+
+    terms = [_flag(predicate(k), k) for k in pops.values()]
     c = c.mutate(popbits=_sum(terms))
     if groups is None:
         # engines inline the expression into the filter (evaluated twice): only when no
