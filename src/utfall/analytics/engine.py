@@ -58,7 +58,7 @@ from utfall.analytics.compiler import (
 )
 from utfall.analytics.engines import upload
 from utfall.analytics.fusion import FusionPlan, fusable, plan_fusions
-from utfall.analytics.schema import RESULT_SCHEMA
+from utfall.analytics.schema import RESULT_SCHEMA, raw_cells
 from utfall.analytics.stats import wilson
 from utfall.content import content_text
 
@@ -325,17 +325,11 @@ def _compute_variants(
             with materialized(table) if len(bds) > 1 else nullcontext(table) as mat:
                 for b in bds:
                     wide = variant_cells(stage, mat, names, b).to_pyarrow()
-                    for name, ind in zip(names, inds, strict=True):
-                        n = wide.num_rows
-                        out.append(pa.table({
-                            "indicator_id": pa.array([ind.id] * n, pa.string()),
-                            "period": wide["period"].cast(pa.string()),
-                            "breakdown": pa.array([b] * n, pa.string()),
-                            "level": wide["level"].cast(pa.string()),
-                            "numerator": wide[name].cast(pa.int64()),
-                            "denominator": wide["den"].cast(pa.int64()),
-                            "stat": pa.nulls(n, pa.float64()),
-                        }))
+                    out.extend(
+                        raw_cells(ind.id, b, wide["period"], wide["level"], wide[name],
+                                  wide["den"])
+                        for name, ind in zip(names, inds, strict=True)
+                    )
     return out
 
 

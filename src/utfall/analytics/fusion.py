@@ -51,6 +51,7 @@ from utfall.analytics.compiler import (
     residents,
 )
 from utfall.analytics.levelwords import LevelWords
+from utfall.analytics.schema import raw_cells
 
 MAX_BITS = 62  # bits of one int64 flag word (sign bit and one spare left alone)
 FUSABLE_KINDS = ("proportion", "count", "rate")
@@ -419,25 +420,17 @@ def unfuse(
         if breakdown not in ind.allowed_breakdowns:
             continue
         w = wide.filter(pc.greater(wide[col[den_m]], 0))
-        n = w.num_rows
-        den = w[col[den_m]].cast(pa.int64())
+        den = w[col[den_m]]
         if ind.kind == "count":
-            numerator, denominator = den, pa.nulls(n, pa.int64())
+            numerator, denominator = den, None
         elif ind.kind == "rate":
             if pop_den is None:
                 pop_den = _population_denominators(ctx, breakdown).to_pyarrow()
             numerator, denominator = den, _lookup(w, pop_den)
         else:
-            numerator, denominator = w[col[num_m]].cast(pa.int64()), den
-        out.append(pa.table({
-            "indicator_id": pa.array([ind.id] * n, pa.string()),
-            "period": w["period"].cast(pa.string()),
-            "breakdown": pa.array([breakdown] * n, pa.string()),
-            "level": w["level"].cast(pa.string()),
-            "numerator": numerator,
-            "denominator": denominator,
-            "stat": pa.nulls(n, pa.float64()),
-        }))
+            numerator, denominator = w[col[num_m]], den
+        out.append(raw_cells(ind.id, breakdown, w["period"], w["level"], numerator,
+                             denominator))
     return out
 
 

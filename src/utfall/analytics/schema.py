@@ -106,6 +106,25 @@ RESULT_SCHEMA = pa.schema(
 )
 
 
+def raw_cells(
+    indicator_id: str, breakdown: str, period: pa.Array, level: pa.Array,
+    numerator: pa.Array | None, denominator: pa.Array | None, stat: pa.Array | None = None,
+) -> pa.Table:
+    """Raw engine rows of one indicator and breakdown (before values and intervals are
+    added); ``None`` for a column means all null."""
+    n = len(period)
+    return pa.table({
+        "indicator_id": pa.array([indicator_id] * n, pa.string()),
+        "period": period.cast(pa.string()),
+        "breakdown": pa.array([breakdown] * n, pa.string()),
+        "level": level.cast(pa.string()),
+        "numerator": pa.nulls(n, pa.int64()) if numerator is None else numerator.cast(pa.int64()),
+        "denominator": (pa.nulls(n, pa.int64()) if denominator is None
+                        else denominator.cast(pa.int64())),
+        "stat": pa.nulls(n, pa.float64()) if stat is None else stat.cast(pa.float64()),
+    })
+
+
 def empty_table(name: str) -> pa.Table:
     """An empty Arrow table with the canonical schema of ``name``."""
     return TABLES[name].empty_table()

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from utfall.analytics.catalogue import Indicator
 from utfall.analytics.compiler import CompileContext, _level, _year, enrich
+from utfall.analytics.schema import raw_cells
 
 
 def enriched_events(
@@ -81,15 +82,9 @@ def unfuse(wide: pa.Table, inds: Sequence[Indicator], breakdown: str) -> list[pa
         if breakdown not in ind.allowed_breakdowns:
             continue
         w = wide.filter(pc.greater(wide[f"d{k}"], 0))
-        n = w.num_rows
         share = ind.statistic == "share"
-        out.append(pa.table({
-            "indicator_id": pa.array([ind.id] * n, pa.string()),
-            "period": w["period"].cast(pa.string()),
-            "breakdown": pa.array([breakdown] * n, pa.string()),
-            "level": w["level"].cast(pa.string()),
-            "numerator": w[f"n{k}"].cast(pa.int64()) if share else pa.nulls(n, pa.int64()),
-            "denominator": w[f"d{k}"].cast(pa.int64()),
-            "stat": pa.nulls(n, pa.float64()) if share else w[f"s{k}"].cast(pa.float64()),
-        }))
+        out.append(raw_cells(
+            ind.id, breakdown, w["period"], w["level"],
+            w[f"n{k}"] if share else None, w[f"d{k}"], None if share else w[f"s{k}"],
+        ))
     return out
