@@ -214,14 +214,17 @@ def generate(folder: Path, persons: int, contacts_per_person: int = 20, seed: in
 
 # ------------------------------------------------------------------------- measurements
 
-REGIONAL_SQL = """
+# Both hand-written variants read the same inputs: substance contacts and the three codes.
+_REGIONAL_INPUTS = """
 WITH c AS (
   SELECT contact_id, person_key, unit_id, date, dx_group, year(date) AS yr
   FROM read_parquet('{d}/contact/*.parquet') WHERE dx_group IS NOT NULL
 ), p AS (
   SELECT * FROM read_parquet('{d}/procedure/*.parquet')
   WHERE kva_code IN ('AU119', 'AU124', 'DU119')
-), hits AS (
+)"""
+
+REGIONAL_SQL = _REGIONAL_INPUTS + """, hits AS (
   SELECT c.dx_group, c.yr, c.person_key, p.kva_code FROM c JOIN p ON p.contact_id = c.contact_id
   UNION
   SELECT c.dx_group, c.yr, c.person_key, p.kva_code FROM c JOIN p
@@ -244,14 +247,7 @@ FROM persons LEFT JOIN codes USING (dx_group, yr) ORDER BY dx_group, yr
 
 # The same table as an expert would hand-write it for DuckDB: KVÅ flags joined once, reduced
 # to one row per (group, year, person), then plain counts (no COUNT(DISTINCT), no UNION).
-REGIONAL_SQL_REDUCED = """
-WITH c AS (
-  SELECT contact_id, person_key, unit_id, date, dx_group, year(date) AS yr
-  FROM read_parquet('{d}/contact/*.parquet') WHERE dx_group IS NOT NULL
-), p AS (
-  SELECT * FROM read_parquet('{d}/procedure/*.parquet')
-  WHERE kva_code IN ('AU119', 'AU124', 'DU119')
-), by_id AS (
+REGIONAL_SQL_REDUCED = _REGIONAL_INPUTS + """, by_id AS (
   SELECT contact_id, bool_or(kva_code = 'AU119') AS a, bool_or(kva_code = 'AU124') AS b,
          bool_or(kva_code = 'DU119') AS d
   FROM p WHERE contact_id IS NOT NULL GROUP BY contact_id

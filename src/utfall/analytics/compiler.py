@@ -442,7 +442,7 @@ def variant_base(
     e = tables["enrolment"].select("enrolment_id", "end_reason")
     j = base.left_join(e, base.subject == e.enrolment_id)
     return j.select(
-        *[c for c in base.columns],
+        *base.columns,
         **{nm: j.end_reason.isin(list(i.numerator.end_reasons or [])).fill_null(False)
            for nm, i in zip(names, inds, strict=True)},
     )

@@ -228,20 +228,23 @@ def compile_catalogue(
 
 
 @dataclass(frozen=True)
-class TimeToGroup:
-    """time_to indicators sharing one table of index events (see ``timeto``)."""
+class IndicatorGroup:
+    """Indicators computed together: ``time_to`` ones sharing index events (``timeto``),
+    or ``variants``, enrolment proportions differing only in end reasons (``variant_key``)."""
 
+    kind: str
     indicators: tuple[Indicator, ...]
 
 
-@dataclass(frozen=True)
-class VariantGroup:
-    """Enrolment proportions differing only in end reasons (see ``variant_key``)."""
-
-    indicators: tuple[Indicator, ...]
+WorkUnit = Indicator | FusionPlan | IndicatorGroup
 
 
-WorkUnit = Indicator | FusionPlan | TimeToGroup | VariantGroup
+def _group_key(ind: Indicator) -> tuple[str, str] | None:
+    """The :class:`IndicatorGroup` an indicator may join (kind, key), if any."""
+    if ind.kind == "time_to":
+        return "time_to", shared_key(ind)
+    key = variant_key(ind)
+    return None if key is None else ("variants", key)
 
 
 def _run_units(
@@ -257,11 +260,9 @@ def _run_units(
         if isinstance(unit, FusionPlan):
             parts.extend(_compute_fused(tables, unit, ctx, breakdowns))
             done = list(unit.indicators)
-        elif isinstance(unit, TimeToGroup):
-            parts.extend(_compute_time_to(tables, unit, ctx, breakdowns))
-            done = list(unit.indicators)
-        elif isinstance(unit, VariantGroup):
-            parts.extend(_compute_variants(tables, unit, ctx, breakdowns))
+        elif isinstance(unit, IndicatorGroup):
+            compute = _compute_time_to if unit.kind == "time_to" else _compute_variants
+            parts.extend(compute(tables, unit.indicators, ctx, breakdowns))
             done = list(unit.indicators)
         elif not materialize:
             parts.append(compile_indicator(tables, unit, ctx, breakdowns).to_pyarrow())
@@ -277,30 +278,24 @@ def _run_units(
 
 def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
     """Work units in catalogue order (a group where its first indicator is): the fused
-    contact plans, time_to groups sharing index events, the rest one by one."""
+    contact plans, groups of two or more indicators (:func:`_group_key`), the rest one
+    by one."""
     if not fuse:
         return list(selected)
     fused = [i for i in selected if fusable(i)]
-    time_to: dict[str, list[Indicator]] = {}
-    variants: dict[str, list[Indicator]] = {}
+    groups: dict[tuple[str, str], list[Indicator]] = {}
     for ind in selected:
-        if ind.kind == "time_to":
-            time_to.setdefault(shared_key(ind), []).append(ind)
-        elif (key := variant_key(ind)) is not None:
-            variants.setdefault(key, []).append(ind)
+        if not fusable(ind) and (key := _group_key(ind)) is not None:
+            groups.setdefault(key, []).append(ind)
     units: list[WorkUnit] = []
     for ind in selected:
-        key = variant_key(ind)
+        key = _group_key(ind)
         if fusable(ind):
             if ind is fused[0]:
                 units.extend(plan_fusions(fused))
-        elif ind.kind == "time_to":
-            group = time_to[shared_key(ind)]
-            if ind is group[0]:
-                units.append(TimeToGroup(tuple(group)))
-        elif key is not None and len(variants[key]) > 1:
-            if ind is variants[key][0]:
-                units.append(VariantGroup(tuple(variants[key])))
+        elif key is not None and len(groups[key]) > 1:
+            if ind is groups[key][0]:
+                units.append(IndicatorGroup(key[0], tuple(groups[key])))
         else:
             units.append(ind)
     return units
@@ -308,12 +303,11 @@ def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
 
 def _compute_variants(
     tables: Mapping[str, ir.Table],
-    group: VariantGroup,
+    inds: Sequence[Indicator],
     ctx: CompileContext,
     breakdowns: Sequence[str],
 ) -> list[pa.Table]:
     """Execute enrolment proportions that share base rows, one numerator column each."""
-    inds = group.indicators
     names = [f"num_{k}" for k in range(len(inds))]
     plan = {k: v for k, v in breakdown_plan(inds[0], breakdowns).items() if v}
     out: list[pa.Table] = []
@@ -335,12 +329,11 @@ def _compute_variants(
 
 def _compute_time_to(
     tables: Mapping[str, ir.Table],
-    group: TimeToGroup,
+    inds: Sequence[Indicator],
     ctx: CompileContext,
     breakdowns: Sequence[str],
 ) -> list[pa.Table]:
     """Execute time_to indicators sharing index events (see :mod:`utfall.analytics.timeto`)."""
-    inds = group.indicators
     wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in inds)]
     out: list[pa.Table] = []
     if not wanted:
@@ -367,17 +360,21 @@ def _compute_fused(
     out: list[pa.Table] = []
     if not stages:
         return out
-    backend = tables["contact"]._find_backend()
     # few-level unit attributes are counted from words in the person stage (levelwords)
-    unit = tables["unit"].select("unit_id", *UNIT_ATTRIBUTES).to_pyarrow()
-    words = list(levelwords.plan_words(unit, stages.get("unit", []), len(plan.bits)).values())
+    words: list[levelwords.LevelWords] = []
     codes = None
+    if "unit" in stages:
+        unit = tables["unit"].select("unit_id", *UNIT_ATTRIBUTES).to_pyarrow()
+        words = list(levelwords.plan_words(unit, stages["unit"], len(plan.bits)).values())
     if words:
-        codes = upload(backend, f"utfall_unitcodes_{uuid.uuid4().hex[:8]}",
+        codes = upload(tables["contact"]._find_backend(),
+                       f"utfall_unitcodes_{uuid.uuid4().hex[:8]}",
                        levelwords.unit_codes(unit, words))
-        rest = [b for b in stages["unit"] if b not in {lw.breakdown for lw in words}]
-        stages = {**stages, "person": stages.get("person", []), "unit": rest}
-        stages = {k: v for k, v in stages.items() if v or k == "person"}
+        moved = {lw.breakdown for lw in words}
+        stages.setdefault("person", [])
+        stages["unit"] = [b for b in stages["unit"] if b not in moved]
+        if not stages["unit"]:
+            del stages["unit"]
     keys = fusion.reduced_keys(stages)
     if words and "unit_id" not in keys:  # the words are looked up by unit
         keys.insert(0, "unit_id")
