@@ -73,6 +73,22 @@ def test_funnel_limit_exact_binomial_by_hand() -> None:
     )
 
 
+def test_funnel_limit_degenerate_regional_proportion() -> None:
+    # p0 = 1: Bin(n, 1) is a point mass at n, so both limits are 1 (was 0.999 for 1/1)
+    assert funnel_limit(1.0, 1, 0.999) == 1.0
+    assert funnel_limit(1.0, 20, 0.001) == 1.0
+    # p0 = 0 symmetric
+    assert funnel_limit(0.0, 1, 0.001) == 0.0
+    assert funnel_limit(0.0, 20, 0.999) == 0.0
+    res = _results([
+        ("x", "2021", "total", "", 3, 3, 1.0, None, None),
+        ("x", "2021", "unit_id", "A", 1, 1, 1.0, None, None),
+        ("y", "2021", "total", "", 0, 3, 0.0, None, None),
+        ("y", "2021", "unit_id", "A", 0, 1, 0.0, None, None),
+    ])
+    assert [r["flag"] for r in funnel(res).to_pylist()] == ["", ""]
+
+
 def _results(rows: list[tuple]) -> pa.Table:
     cols = ["indicator_id", "period", "breakdown", "level", "numerator", "denominator", "value",
             "ci_low", "ci_high"]

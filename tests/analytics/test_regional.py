@@ -68,7 +68,7 @@ def canonical_fixture() -> dict[str, pa.Table]:
         _proc("C", "U2", D(2021, 7, 1), "c5", "AU119"),  # on an F12 contact: F12, not F10
         _proc("B", "U2", D(2022, 2, 1), None, "DU119"),  # no contact_id -> c4: F10 2022
         _proc("B", "U1", D(2021, 6, 2), None, "AU119"),  # no contact that day: nothing
-        _proc("A", "U1", D(2022, 1, 5), "c1", "AU119"),  # code in another year: nothing
+        _proc("A", "U1", D(2022, 1, 5), "c1", "AU119"),  # dated 2022, linked: c1's year (A again)
         _proc("D", "U1", D(2021, 8, 1), "c6", "AU119"),  # contact outside F10-F19
         _proc("B", "U1", D(2021, 6, 1), "c3", "AU118"),  # other KVÅ code
         _proc("A", "U2", D(2022, 1, 10), None, "AU119"),  # no contact_id -> c7: F11 2022
@@ -113,6 +113,27 @@ def test_counts_by_hand() -> None:
     assert [f.type for f in counts.schema][2:] == [pa.int64()] * 4
     got = [tuple(r.values()) for r in counts.to_pylist()]
     assert got == EXPECTED
+
+
+def test_procedure_linked_across_new_year_counts_in_contact_year() -> None:
+    """One rule on both paths: a procedure linked by ``contact_id`` counts in the
+    contact's year whatever its own date (docs/indicators.md)."""
+    from utfall.analytics.engine import compute_catalogue
+
+    contacts = [_contact("x1", "E", "U1", D(2021, 12, 30), "F102"),
+                _contact("x2", "E", "U1", D(2022, 3, 1), "F102")]
+    procedures = [_proc("E", "U1", D(2022, 1, 2), "x1", "DU119")]  # dated in 2022
+    data = {
+        "person": conform("person", pa.Table.from_pylist([{"person_key": "E"}])),
+        "unit": conform("unit", pa.Table.from_pylist([{"unit_id": "U1"}])),
+        "contact": conform("contact", pa.Table.from_pylist(contacts)),
+        "procedure": conform("procedure", pa.Table.from_pylist(procedures)),
+    }
+    rows = {r["year"]: r["DU119"] for r in regional_counts(tables_from_arrow(data)).to_pylist()}
+    assert rows == {2021: 1, 2022: 0}
+    res = compute_catalogue(tables_from_arrow(data), indicators=["kva_du119"],
+                            breakdowns=["dx_group"])
+    assert {int(r["period"]): r["numerator"] for r in res.to_pylist()} == rows
 
 
 def test_counts_from_parquet_folder(tmp_path: Path) -> None:

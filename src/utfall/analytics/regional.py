@@ -4,8 +4,10 @@ Contract. A person counts in ``(dx_group, year)`` if they had a contact that cal
 year whose main diagnosis is in the F10–F19 group. They count in a KVÅ column if that
 code was registered that year on such a contact: the procedure points at the contact
 through ``procedure.contact_id``, or — when the procedure has no ``contact_id`` — it has
-the same person, unit and date as the contact. The year is the procedure's date year
-(the contact's when the procedure date is missing) and must equal the contact's year.
+the same person, unit and date as the contact. The year is always the contact's year: a
+procedure linked by ``contact_id`` belongs to that contact whatever its own date (e.g.
+during an inpatient stay that crosses New Year), as in the catalogue's ``kva_*``
+indicators (``docs/indicators.md``, "Choices worth knowing").
 One person may count in several groups and columns, so values do not add up.
 
 The counts are built as Ibis expressions only (no engine-specific SQL), so they run on
@@ -102,7 +104,6 @@ def regional_counts_expr(tables: Mapping[str, ir.Table]) -> ir.Table:
         year=ca.year,
         kva_code=linked.kva_code,
         person_key=ca.person_key,
-        proc_year=_year(linked.date).coalesce(ca.year),
     )
     # (b) no contact_id: same person, unit and date as the contact.
     loose = p.filter(p.contact_id.isnull())
@@ -117,10 +118,9 @@ def regional_counts_expr(tables: Mapping[str, ir.Table]) -> ir.Table:
         year=cb.year,
         kva_code=loose.kva_code,
         person_key=cb.person_key,
-        proc_year=cb.year,
     )
+    # the year is the contact's (a procedure linked by id counts whatever its own date)
     events = via_id.union(via_match, distinct=False)
-    events = events.filter(events.proc_year == events.year)
     kva = events.group_by(["dx_group", "year"]).aggregate(
         **{code: events.person_key.nunique(where=events.kva_code == code) for code in KVA_COLUMNS}
     )

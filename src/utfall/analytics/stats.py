@@ -112,9 +112,15 @@ def funnel_limit(p0: float, n: int, q: float, *, exact: bool = True) -> float:
     ``r_q`` of Bin(n, p0), interpolated as ``(r_q − α)/n`` with
     ``α = (F(r_q) − q) / (F(r_q) − F(r_q − 1))``. Otherwise the normal approximation
     ``p0 ± z·√(p0(1−p0)/n)``.
+
+    A regional proportion of exactly 0 or 1 makes Bin(n, p0) a point mass: every
+    limit is ``p0`` itself, so a unit at ``p0`` (e.g. 1/1 when ``p0 = 1``) is never
+    flagged, on either side (the interpolation would otherwise give ``(n − 1)/n``).
     """
     if n <= 0:
         return float("nan")
+    if p0 <= 0.0 or p0 >= 1.0:
+        return min(1.0, max(0.0, float(p0)))
     if not exact:
         z = NormalDist().inv_cdf(q)
         return min(1.0, max(0.0, p0 + z * math.sqrt(p0 * (1 - p0) / n)))
