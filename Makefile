@@ -15,7 +15,12 @@ $(UV):
 	$(UV) sync --frozen
 	touch $@
 
-install: .venv/.installed
+# npm tools of the tests (test-tools/package-lock.json), only where npm exists
+test-tools/node_modules/.package-lock.json: test-tools/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd test-tools && npm ci --no-audit --no-fund; \
+	else echo "warning: npm missing; the OIDC tests need test-tools (npm ci)" >&2; fi
+
+install: .venv/.installed test-tools/node_modules/.package-lock.json
 
 demo: install
 	.venv/bin/utfall demo

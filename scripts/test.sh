@@ -20,5 +20,11 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# npm tools of the tests (oidc-provider): installed from the lock file when missing
+if [ ! -f test-tools/node_modules/.package-lock.json ] \
+   || [ test-tools/package-lock.json -nt test-tools/node_modules/.package-lock.json ]; then
+  (cd test-tools && npm ci --no-audit --no-fund) || echo "warning: npm ci in test-tools failed" >&2
+fi
+
 mkdir -p test-artifacts
 exec .venv/bin/pytest "$@"
