@@ -259,12 +259,14 @@ def kva_label(code: str, locale: str = "sv") -> str:
 
 def render_regional_csv(table: pa.Table) -> str:
     """CSV with header exactly ``dx_group,year,AU119,AU124,DU119,persons`` (protected values)."""
+    from utfall.reports.safe_cells import neutralise_row
+
     _check_display(table)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(REGIONAL_COLUMNS)
     for row in table.to_pylist():
-        writer.writerow([row[c] for c in REGIONAL_COLUMNS])
+        writer.writerow(neutralise_row(row[c] for c in REGIONAL_COLUMNS))
     return buffer.getvalue()
 
 
@@ -403,6 +405,9 @@ def render_regional_xlsx(
 
 def workbook_bytes(wb: Any, path: str | Path | None = None) -> bytes:
     """The XLSX bytes of an openpyxl workbook, also written to ``path`` when given."""
+    from utfall.reports.safe_cells import neutralise_workbook
+
+    neutralise_workbook(wb)  # no cell of any Utfall workbook is a formula
     buffer = io.BytesIO()
     wb.save(buffer)
     data = buffer.getvalue()

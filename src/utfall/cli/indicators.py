@@ -179,8 +179,10 @@ def _emit(results: Any, fmt: OutFormat, out: Path | None, catalogue: Any, locale
     if fmt is OutFormat.csv:
         import io
 
+        from utfall.reports.safe_cells import neutralise_table
+
         buf = io.BytesIO()
-        pacsv.write_csv(results, buf)
+        pacsv.write_csv(neutralise_table(results), buf)
         text = buf.getvalue().decode()
     elif fmt is OutFormat.json:
         text = json.dumps(results.to_pylist(), ensure_ascii=False, indent=1, default=str)
