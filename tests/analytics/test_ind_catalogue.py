@@ -6,8 +6,11 @@ comments give the reasoning. Data cut-off 2023-06-30, years 2021–2022.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pytest
+import yaml
 
 from utfall.analytics.catalogue import build_catalogue, load_catalogue
 from utfall.analytics.engine import RESULT_SCHEMA, compute_catalogue, load_results, store_results
@@ -134,7 +137,7 @@ def test_laro_discharges_by_reason(cells) -> None:
 
 
 def test_laro_deaths_and_completion(cells) -> None:
-    # p6 died 2022-06-01 while enrolled in e2 -> 1 of the 4 enrolments active in 2022.
+    # p6 died 2022-06-01 while enrolled in e2 -> 1 of the 4 persons (p5 p6 p3 p7) in 2022.
     assert nd(cells, "laro_deaths_in_treatment", "2021") == (0, 4)
     assert nd(cells, "laro_deaths_in_treatment", "2022") == (1, 4)
     # Completion-or-continuation 2021: e1 ongoing, e2 and e4 continue past year end
@@ -158,15 +161,67 @@ def test_alcohol_change(cells) -> None:
 
 
 def test_followup_in_window(cells) -> None:
-    # 6 months = start + 182 days, +-30. Due 2021: e2 (no assessment), e3 (none),
-    # e4 p3 due 2021-11-30, month-6 on 12-01 (hit), e6 p2 due 07-11, month-6 07-15 (hit),
-    # e7 p1 due 08-02, month-6 08-05 (hit) -> 3/5. Due 2022: e5 (none) -> 0/1.
-    assert nd(cells, "followup_6m_in_window", "2021") == (3, 5)
-    assert nd(cells, "followup_6m_in_window", "2022") == (0, 1)
-    # 12 months = start + 365, -30/+60. Due 2021: e1 (none). Due 2022: e2 e3 e4 e6 e7;
-    # only e7 (p1 month-12 2022-02-03, due 2022-02-01). e5 is due 2023 -> not in the years.
-    assert nd(cells, "followup_12m_in_window", "2021") == (0, 1)
-    assert nd(cells, "followup_12m_in_window", "2022") == (1, 5)
+    # Only programmes whose schedule has the stage (vip-beroende, rop; not LARO, whose
+    # p3/e4 "hit" was an alcohol-stream assessment linked by person only).
+    # 6 months = start + 182 days, +-30. Due 2021: e6 p2 due 07-11, month-6 07-15 (hit),
+    # e7 p1 due 08-02, month-6 08-05 (hit) -> 2/2. Due 2022: none (e5 is LARO).
+    assert nd(cells, "followup_6m_in_window", "2021") == (2, 2)
+    assert ("followup_6m_in_window", "2022", "total", "") not in cells
+    # 12 months = start + 365, -30/+60. Due 2022: e6 e7; only e7 (p1 month-12 2022-02-03,
+    # due 2022-02-01) -> 1/2. Due 2021: only LARO's e1 -> no cell.
+    assert ("followup_12m_in_window", "2021", "total", "") not in cells
+    assert nd(cells, "followup_12m_in_window", "2022") == (1, 2)
+
+
+def test_followup_programmes_schedule_the_stage() -> None:
+    """An assessment_in_window indicator lists only programmes that schedule its stages."""
+    from utfall.content import content_text, list_content
+
+    stages: dict[str, set[str]] = {}
+    for path in list_content("programmes"):
+        doc = yaml.safe_load(content_text(path))
+        stages[doc["id"]] = {s["id"] for s in doc.get("stages", [])}
+    checked = 0
+    for ind in load_catalogue().indicators:
+        if ind.numerator and ind.numerator.event == "assessment_in_window":
+            for prog in ind.population.programmes or []:
+                assert set(ind.numerator.stages or []) <= stages[prog], (ind.id, prog)
+                checked += 1
+    assert checked >= 4
+    assert "month-6" not in stages["laro"]
+
+
+def test_deaths_count_persons_once() -> None:
+    """One death during two overlapping LARO enrolments (two units) counts once in the
+    total; each unit whose enrolment was ongoing counts the person."""
+    from utfall.analytics.schema import conform
+
+    d = dt.date
+    enrolment = [
+        ("a1", "q1", "laro", "U5", d(2021, 1, 1), None, None),
+        ("a2", "q1", "laro", "U6", d(2021, 3, 1), d(2021, 9, 1), "deceased"),
+        ("a3", "q2", "laro", "U5", d(2021, 2, 1), None, None),
+        ("a4", "q3", "laro", "U6", d(2021, 1, 1), d(2021, 4, 1), "dropout"),
+        ("a5", "q3", "laro", "U5", d(2021, 5, 1), None, None),  # died at U5, not U6's a4
+    ]
+    cols = ["enrolment_id", "person_key", "programme", "unit_id", "start_date", "end_date",
+            "end_reason"]
+    data = {
+        "person": conform("person", pa.Table.from_pylist([
+            {"person_key": "q1", "death_date": d(2021, 9, 1)},
+            {"person_key": "q2"},
+            {"person_key": "q3", "death_date": d(2021, 10, 1)},
+        ])),
+        "unit": conform("unit", pa.Table.from_pylist([{"unit_id": "U5"}, {"unit_id": "U6"}])),
+        "enrolment": conform("enrolment", pa.Table.from_pylist(
+            [dict(zip(cols, r, strict=True)) for r in enrolment])),
+    }
+    for materialize in (True, False):
+        res = compute_catalogue(duckdb_tables(data), indicators=["laro_deaths_in_treatment"],
+                                breakdowns=["total", "unit_id"], years=[2021],
+                                as_of=d(2021, 12, 31), materialize=materialize)
+        got = {r["level"]: (r["numerator"], r["denominator"]) for r in res.to_pylist()}
+        assert got == {"": (2, 3), "U5": (2, 3), "U6": (1, 2)}
 
 
 def test_cooccurring_psych(cells) -> None:
@@ -199,6 +254,9 @@ def test_rates(cells) -> None:
     assert nd(cells, "rate_substance_dx", "2021", "municipality", "1281") == (2, 1000)
     # alcohol 2021: p1 p2 p4 -> p4 lives in 1283 (not in the table) -> 2.
     assert nd(cells, "rate_alcohol_dx", "2021") == (2, 3000)
+    # a municipality of the population table without any resident case is a 0 cell
+    assert nd(cells, "rate_alcohol_dx", "2021", "municipality", "1281") == (0, 1000)
+    assert value(cells, "rate_alcohol_dx", "2021", "municipality", "1281") == 0.0
     # LARO 2022: p5 p6 p3 p7 -> p7 lives in 9999 -> 3.
     assert nd(cells, "rate_laro", "2022") == (3, 3000)
     assert ("rate_laro", "2022", "unit_id", "U5") not in cells  # no unit breakdown for rates

@@ -74,6 +74,9 @@ class PopulationFilter(_Strict):
     programmes: list[str] | None = None  # enrolment.programme in
     instruments: list[str] | None = None  # assessment instruments (change kind)
     residents_only: bool = False  # rate: person.municipality in the population table
+    # enrolment source: count persons (a person with overlapping enrolments once), not
+    # enrolments; a unit cell counts the person's enrolments at that unit
+    count_persons: bool = False
 
 
 class NumeratorEvent(_Strict):

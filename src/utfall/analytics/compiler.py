@@ -377,7 +377,8 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         num = e.hit
     else:
         raise ValueError(f"{ind.id}: numerator {n.event} not valid for enrolments")
-    return _base(e, period=e.period, subject=e.enrolment_id, unit_id=e.unit_id, num=num)
+    subject = e.person_key if ind.population.count_persons else e.enrolment_id
+    return _base(e, period=e.period, subject=subject, unit_id=e.unit_id, num=num)
 
 
 def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
@@ -674,9 +675,15 @@ def _population_denominators(ctx: CompileContext, breakdown: str) -> ir.Table:
 
 def _finish(part: ir.Table, ind: Indicator, ctx: CompileContext, breakdown: str) -> ir.Table:
     if ind.kind == "rate":
+        # every (year, level) of the population table is a cell: no residents → 0
         den = _population_denominators(ctx, breakdown)
-        part = part.left_join(den, ["period", "level"])
-        part = part.mutate(denominator=part.pop_n)
+        den = den.filter(den.period.isin(list(ctx.years)))
+        d = den.rename(d_period="period", d_level="level")
+        j = part.outer_join(d, (part.period == d.d_period) & (part.level == d.d_level))
+        part = j.select(
+            period=j.period.coalesce(j.d_period), level=j.level.coalesce(j.d_level),
+            numerator=j.numerator.fill_null(0), denominator=j.pop_n, stat=j.stat,
+        )
     return part.select(
         indicator_id=ibis.literal(ind.id),
         period=part.period.cast("string"),

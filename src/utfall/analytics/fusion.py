@@ -426,12 +426,31 @@ def unfuse(
         elif ind.kind == "rate":
             if pop_den is None:
                 pop_den = _population_denominators(ctx, breakdown).to_pyarrow()
-            numerator, denominator = den, _lookup(w, pop_den)
+            out.append(_rate_cells(ind, breakdown, w, den, pop_den, ctx.years))
+            continue
         else:
             numerator, denominator = w[col[num_m]], den
         out.append(raw_cells(ind.id, breakdown, w["period"], w["level"], numerator,
                              denominator))
     return out
+
+
+def _rate_cells(ind: Indicator, breakdown: str, w: pa.Table, counts: pa.Array,
+                pop: pa.Table, years: Sequence[int]) -> pa.Table:
+    """Rate rows: the cells with residents, plus every (year, level) of the population
+    table without any (numerator 0), as the single expression's outer join gives."""
+    seen = set(zip(w["period"].to_pylist(), w["level"].to_pylist(), strict=True))
+    wanted = set(years)
+    extra = [(p, lv) for p, lv in zip(pop["period"].to_pylist(), pop["level"].to_pylist(),
+                                      strict=True) if p in wanted and (p, lv) not in seen]
+    period = pa.concat_arrays([w["period"].combine_chunks().cast(pa.int64()),
+                               pa.array([p for p, _ in extra], pa.int64())])
+    level = pa.concat_arrays([w["level"].combine_chunks().cast(pa.string()),
+                              pa.array([lv for _, lv in extra], pa.string())])
+    numerator = pa.concat_arrays([pa.array(counts.to_pylist(), pa.int64()),
+                                  pa.array([0] * len(extra), pa.int64())])
+    cells = pa.table({"period": period, "level": level})
+    return raw_cells(ind.id, breakdown, period, level, numerator, _lookup(cells, pop))
 
 
 def _lookup(cells: pa.Table, pop: pa.Table) -> pa.Array:
