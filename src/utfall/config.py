@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     encryption_key: str | None = Field(default=None, description="Fernet key for identity numbers")
     locale: str = Field(default="sv", pattern="^(sv|en)$")
     timezone: str = "Europe/Stockholm"
+    # store connections and waits (docs/web.md, "Database outage, timeouts and pool")
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_write_retry_seconds: float = Field(default=30.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_connect_timeout: int = Field(default=5, ge=1)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    db_lock_timeout_ms: int = Field(default=5_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
 
     @property
     def effective_database_url(self) -> str:

@@ -1,45 +1,178 @@
-"""Engine creation and schema migration (Alembic) for the operational store."""
+"""Engine creation and schema migration (Alembic) for the operational store.
+
+SQLite discipline (the embedded default), so concurrent writers wait instead of failing:
+
+- WAL journal, ``busy_timeout`` and ``synchronous=NORMAL`` on every connection;
+- pysqlite's own implicit ``BEGIN`` is switched off (``isolation_level = None``) and the
+  transaction is begun by SQLAlchemy's ``begin`` event (the documented pysqlite recipe):
+  ``engine.begin()`` — the unit of work of every request and command that writes — opens
+  ``BEGIN IMMEDIATE``, so the write lock is taken *before* anything is read. A deferred
+  transaction that reads and then writes cannot wait for the lock (SQLite answers
+  ``database is locked`` at once, because its snapshot is stale); an immediate one waits
+  up to ``busy_timeout`` and, once it holds the lock, can no longer fail for concurrency.
+  Plain ``engine.connect()`` (reads) stays deferred, so readers never block writers;
+- write transactions of one process queue on a lock before asking SQLite (a fair,
+  sleep-free hand-over instead of SQLite's polling busy handler), and a ``BEGIN
+  IMMEDIATE`` that still finds the database locked is retried until a deadline: this is
+  safe because nothing of the unit of work has run yet.
+
+PostgreSQL: connect timeout, and for serving engines (``get_engine(serving=True)``, the
+web app) statement, lock and idle-in-transaction timeouts; the pool size is configurable
+(see ``docs/web.md``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import exc as sa_exc
 
 from utfall.config import get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("utfall.store")
+BEGIN_OPTION = "sqlite_begin"  # execution option: "IMMEDIATE" | "DEFERRED" | "EXCLUSIVE"
+
+
+class _SQLiteEngine(Engine):
+    """An SQLite engine whose ``begin()`` opens a write transaction (``BEGIN IMMEDIATE``)."""
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:  # type: ignore[override]
+        with _writer_turn(self), self.connect() as conn:
+            conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+
+_writer_locks: dict[int, threading.Lock] = {}
+_writer_held = threading.local()
+
+
+@contextlib.contextmanager
+def _writer_turn(engine: Engine) -> Iterator[None]:
+    """Queue the write transactions of this process (re-entrant per thread; a timed-out
+    wait falls through to SQLite's own locking, which stays the guarantee)."""
+    lock = _writer_locks.setdefault(id(engine), threading.Lock())
+    held: set[int] = getattr(_writer_held, "engines", set())
+    _writer_held.engines = held
+    if id(engine) in held:  # nested write transaction in the same thread: it waits for
+        log.warning("nested write transaction on SQLite (it waits for the outer one)")
+        yield
+        return
+    acquired = lock.acquire(timeout=get_settings().sqlite_busy_timeout_ms / 1000)
+    if acquired:
+        held.add(id(engine))
+    try:
+        yield
+    finally:
+        if acquired:
+            held.discard(id(engine))
+            lock.release()
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's ``database is locked`` / ``busy`` (safe to retry)."""
+    orig = getattr(exc, "orig", exc)
+    text = str(orig).lower()
+    return isinstance(orig, sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text)
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    """Emit our own ``BEGIN`` (pysqlite's is off); retry a locked ``BEGIN IMMEDIATE``."""
+    mode = str(conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")).upper()
+    if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+        raise ValueError(f"unknown SQLite transaction mode {mode!r}")
+    raw = conn.connection.dbapi_connection
+    settings = get_settings()
+    deadline = time.monotonic() + settings.sqlite_write_retry_seconds
+    statement = f"BEGIN {mode}"
+    while True:
+        try:
+            raw.execute(statement)  # type: ignore[union-attr]
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_locked_error(exc) or time.monotonic() >= deadline:
+                raise sa_exc.OperationalError(statement, None, exc) from exc
+            time.sleep(random.uniform(0.01, 0.05))
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    settings = get_settings()
+    busy_ms = settings.sqlite_busy_timeout_ms
+    engine = create_engine(url, connect_args={"timeout": busy_ms / 1000},
+                           pool_size=settings.db_pool_size,
+                           max_overflow=settings.db_max_overflow,
+                           pool_timeout=settings.db_pool_timeout)
+    engine.__class__ = _SQLiteEngine
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin_sqlite)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # 256 MB page cache: bulk imports touch several B-tree indexes at random
+        cur.execute("PRAGMA cache_size=-262144")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.close()
+
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _pg_engine(url: str, serving: bool) -> Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    settings = get_settings()
+    connect_args: dict[str, Any] = {"connect_timeout": settings.db_connect_timeout}
+    if serving:
+        options = []
+        for name, value in (("statement_timeout", settings.db_statement_timeout_ms),
+                            ("lock_timeout", settings.db_lock_timeout_ms),
+                            ("idle_in_transaction_session_timeout",
+                             settings.db_idle_in_transaction_timeout_ms)):
+            if value:
+                options.append(f"-c {name}={int(value)}")
+        if options:
+            connect_args["options"] = " ".join(options)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args,
+                         pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                         pool_timeout=settings.db_pool_timeout, pool_recycle=1800)
 
 
 @cache
-def _engine_for(url: str) -> Engine:
+def _engine_for(url: str, serving: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            # 256 MB page cache: bulk imports touch several B-tree indexes at random
-            cur.execute("PRAGMA cache_size=-262144")
-            cur.execute("PRAGMA temp_store=MEMORY")
-            cur.close()
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return _sqlite_engine(url)
+    if url.startswith("postgresql"):
+        return _pg_engine(url, serving)
     return create_engine(url, pool_pre_ping=True)
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """Engine for ``url`` or the configured database (one engine per URL per process)."""
-    return _engine_for(url or get_settings().effective_database_url)
+def get_engine(url: str | None = None, *, serving: bool = False) -> Engine:
+    """Engine for ``url`` or the configured database (one engine per URL per process).
+
+    ``serving=True`` (the web app) adds PostgreSQL statement and lock timeouts, so a
+    request never waits unbounded; batch jobs (import, export, backup) run without them.
+    """
+    return _engine_for(url or get_settings().effective_database_url, serving)
 
 
 def alembic_config(engine: Engine):
@@ -60,14 +193,20 @@ def upgrade(engine: Engine | None = None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(engine or get_engine()), revision)
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Upgrade when the store is not at the newest revision (cheap when it is)."""
+def migration_state(engine: Engine) -> tuple[set[str], set[str]]:
+    """``(current revisions of the store, head revisions of the code)``."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
+    return current, heads
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade when the store is not at the newest revision (cheap when it is)."""
+    current, heads = migration_state(engine)
     if current != heads:
         upgrade(engine)
 
