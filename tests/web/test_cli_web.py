@@ -29,6 +29,9 @@ def test_users_add_and_list(world: World, monkeypatch) -> None:
 
 def test_audit_verify_detects_tampering(world: World) -> None:
     result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1 and "no signed checkpoint" in result.output
+    assert runner.invoke(app, ["audit", "checkpoint"]).exit_code == 0
+    result = runner.invoke(app, ["audit", "verify"])
     assert result.exit_code == 0, result.output
     with world.engine.begin() as conn:
         victim = conn.execute(text("SELECT min(id) FROM audit_event")).scalar_one() + 1

@@ -10,6 +10,11 @@ concurrent requests then serialise only for the append itself (about a milliseco
 not for the whole request. A rolled-back transaction leaves no events, exactly as an
 immediate insert would. SQLite appends immediately (it has one writer at a time, and
 a read transaction that starts writing late could fail with SQLITE_BUSY).
+
+The chain alone cannot prove that no rows were removed from its end (or that it was
+not rebuilt): signed checkpoints held outside the database do that
+(``utfall.access.checkpoint``). ``log_event`` tells the checkpoint scheduler of the
+engine, if one runs, how many events were logged.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ GENESIS = "0" * 64
 LOCK_KEY = 0x55746661  # "Utfa": advisory lock serialising appends on PostgreSQL
 _PENDING = "utfall.audit.pending"
 _hooked: set[int] = set()
+EVENT_HOOKS: dict[int, Callable[[int], None]] = {}  # id(engine) -> counter of logged events
 ACTIONS = frozenset({"read", "change", "disclose", "copy", "create", "print", "import", "export"})
 
 
@@ -69,6 +75,9 @@ def log_event(conn: Connection, actor: Actor, action: str, person_key: str | Non
         raise ValueError(f"unknown audit action {action!r}")
     detail = detail or {}
     at = at or dt.datetime.now(dt.UTC)
+    hook = EVENT_HOOKS.get(id(conn.engine))
+    if hook is not None:
+        hook(1)
     if conn.dialect.name == "postgresql" and conn.in_transaction():
         _install_hooks(conn.engine)
         conn.info.setdefault(_PENDING, []).append(
@@ -144,10 +153,14 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(rows: Iterable[AuditEvent]) -> list[ChainProblem]:
-    """Recompute the chain over events ordered by id; returns the problems found."""
+def verify_chain(rows: Iterable[AuditEvent], start: str = GENESIS) -> list[ChainProblem]:
+    """Recompute the chain over events ordered by id; returns the problems found.
+
+    ``start`` is the hash the first row must link to (the genesis, or the last
+    pruned event's hash after a signed prune).
+    """
     problems: list[ChainProblem] = []
-    prev = GENESIS
+    prev = start
     for row in rows:
         at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
         fields = _fields(at, row.actor, row.role, row.unit_id, row.action, row.person_key,

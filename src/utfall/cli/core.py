@@ -91,6 +91,9 @@ def export_analytics(
         log_event(conn, Actor("cli", "analyst"), "export", None,
                   {"what": "canonical analytics tables (pseudonymised)", "folder": out.name,
                    "rows": {k: v.num_rows for k, v in tables.items()}})
+    from utfall.access.checkpoint import checkpoint_after_batch
+
+    checkpoint_after_batch(engine, "export")
     for path in paths:
         console.print(f"{path}  ({tables[path.stem].num_rows} {t('rows')})")
 

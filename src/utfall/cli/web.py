@@ -1,8 +1,10 @@
-"""Web commands: ``serve``, ``users add|list``, ``audit verify``."""
+"""Web commands: ``serve``, ``users …``, ``audit verify|checkpoint|prune|person-log``."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -97,21 +99,104 @@ def users_list(database: DatabaseOpt = None) -> None:
 
 @audit_app.command("verify")
 def audit_verify(database: DatabaseOpt = None) -> None:
-    """Kontrollera loggkedjan / verify the hash chain; exit 1 naming tampered events."""
-    from sqlalchemy import func, select
-
-    from utfall.access.review import verify_all
+    """Kontrollera loggkedjan mot signerade kontrollpunkter / verify the hash chain
+    against the signed checkpoints; exit 1 naming tampered or missing events."""
+    from utfall.access.checkpoint import verify_store
     from utfall.store.db import ensure_schema, get_engine
-    from utfall.store.models import AuditEvent
 
     engine = get_engine(database)
     ensure_schema(engine)
-    with engine.connect() as conn:
-        problems = verify_all(conn)
-        count = conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-    if problems:
-        for p in problems:
-            err_console.print(f"event {p.event_id}: {p.reason}", markup=False)
-        err_console.print(t("cli.audit.broken", n=len(problems)), style="bold red")
+    result = verify_store(engine)
+    if result.problems:
+        for problem in result.problems:
+            err_console.print(problem, markup=False, highlight=False, soft_wrap=True)
+        err_console.print(t("cli.audit.broken", n=len(result.problems)), style="bold red")
         raise typer.Exit(1)
-    console.print(t("cli.audit.ok", n=count))
+    console.print(t("cli.audit.ok", n=result.events))
+    if result.checkpoint:
+        console.print(t("cli.audit.checkpoint", at=result.checkpoint["at"],
+                        n=result.checkpoint["count"]), markup=False)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    reanchor: Annotated[str | None, typer.Option(
+        "--reanchor", help="Start over from the log as it stands (e.g. after restoring a "
+                           "backup); give the reason.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Skriv en signerad kontrollpunkt / write a signed checkpoint (count + head hash)."""
+    from utfall.access.checkpoint import CheckpointRefused, write_checkpoint
+    from utfall.store.db import ensure_schema, get_engine
+
+    engine = get_engine(database)
+    ensure_schema(engine)
+    try:
+        record = write_checkpoint(engine, "manual", reanchor=reanchor)
+    except CheckpointRefused as exc:
+        err_console.print(str(exc), style="bold red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    assert record is not None
+    console.print(t("cli.audit.checkpoint", at=record["at"], n=record["count"]), markup=False)
+
+
+@audit_app.command("prune")
+def audit_prune(
+    before: Annotated[str, typer.Option("--before", help="Delete events before this date "
+                                                         "(YYYY-MM-DD).")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Gallra gamla händelser / delete events older than the retention period, bridged
+    by a signed checkpoint."""
+    import datetime as dt
+
+    from utfall.access.checkpoint import CheckpointRefused, prune_before
+    from utfall.store.db import ensure_schema, get_engine
+
+    try:
+        day = dt.date.fromisoformat(before)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD", param_hint="--before") from None
+    engine = get_engine(database)
+    ensure_schema(engine)
+    try:
+        removed = prune_before(engine, day)
+    except CheckpointRefused as exc:
+        err_console.print(str(exc), style="bold red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(t("cli.audit.pruned", n=removed, before=day.isoformat()))
+
+
+@audit_app.command("person-log")
+def audit_person_log(
+    person_key: Annotated[str, typer.Argument(help="The person's pseudonymous key.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or json.")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", "-o", dir_okay=False)] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """En persons åtkomstlogg / a person's access log, to hand over to them (logged)."""
+    from sqlalchemy import select
+
+    from utfall.access.audit import Actor, log_event
+    from utfall.access.person_log import FORMATS, render_person_log
+    from utfall.access.review import person_access_extract
+    from utfall.store.db import ensure_schema, get_engine
+    from utfall.store.models import Person
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter("use csv or json", param_hint="--format")
+    engine = get_engine(database)
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        if conn.execute(select(Person.person_key).where(Person.person_key == person_key)
+                        ).first() is None:
+            err_console.print(t("cli.audit.no_person", key=person_key), markup=False)
+            raise typer.Exit(1)
+        rows = person_access_extract(conn, person_key)
+        log_event(conn, Actor(os.environ.get("USER", "cli"), "system"), "print", person_key,
+                  {"what": "access_log_extract", "format": fmt})
+    text = render_person_log(rows, fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")

@@ -24,6 +24,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, select
 
 from utfall.access.audit import Actor, log_event
+from utfall.access.checkpoint import checkpoint_after_batch
 from utfall.access.pseudonym import IdentityVault
 from utfall.config import Settings, get_settings
 from utfall.instruments import InstrumentRegistry
@@ -94,6 +95,7 @@ def import_extract(folder: Path, engine: Engine, *, settings: Settings | None = 
         log_event(conn, actor, "import", None, {
             "folder": Path(folder).name, "batch_id": batch_id,
             "rows": validated.row_counts, "synthetic": validated.synthetic})
+    checkpoint_after_batch(engine, "import", settings)  # signed audit checkpoint per batch
     return ImportResult(batch_id, validated.row_counts, validated.warnings,
                         time.perf_counter() - t0)
 

@@ -108,10 +108,23 @@ def _begin_sqlite(conn: Connection) -> None:
             time.sleep(random.uniform(0.01, 0.05))
 
 
+def _private_sqlite(path: Path) -> None:
+    """Database file 0600 before SQLite opens it (its -wal/-shm inherit the mode)."""
+    from utfall.config import private_dir, private_file
+
+    settings = get_settings()
+    if path.resolve().parent == settings.data_dir.resolve():
+        private_dir(settings.data_dir, tighten=True)
+    private_file(path)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if extra.exists() and extra.stat().st_mode & 0o077:
+            extra.chmod(0o600)
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite(Path(path))
     settings = get_settings()
     busy_ms = settings.sqlite_busy_timeout_ms
     engine = create_engine(url, connect_args={"timeout": busy_ms / 1000},
