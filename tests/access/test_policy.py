@@ -24,6 +24,14 @@ SOC = Actor("soc", "social_worker", "soc-malmo")
 SOC_LUND = Actor("soc_lund", "social_worker", "soc-lund")
 
 
+def _refer(world: World, person: str, unit: str = "soc-malmo") -> None:
+    """The region unit with the relation refers the person to ``unit`` (a SIP)."""
+    from utfall.access.relations import create_relation
+
+    with world.engine.begin() as conn:
+        create_relation(conn, CLIN, world.keys[person], unit_id=unit, basis="sip")
+
+
 def _consent(world: World, person: str, to: str = "Malmö stad",
              categories=("assessments", "contacts"), **kw) -> int:
     with world.engine.begin() as conn:
@@ -43,7 +51,8 @@ def test_other_principal_refused_without_consent(world: World) -> None:
     with world.engine.begin() as conn:
         with pytest.raises(AccessDenied) as refused:
             require_person_access(conn, SOC, world.keys["region"], "read")
-        assert refused.value.code == "consent"
+        # the same answer as for an unknown person (no existence oracle)
+        assert refused.value.code == "not_found" and refused.value.status == 404
         assert refused.value.sv and refused.value.en
         with pytest.raises(AccessDenied):
             require_person_access(conn, CLIN, world.keys["soc"], "read")
@@ -84,6 +93,7 @@ def test_person_role_only_self(world: World) -> None:
 
 def test_consent_gives_only_consented_categories(world: World) -> None:
     _consent(world, "region", categories=("assessments",))
+    _refer(world, "region")  # Malmö's unit needs its own relation (inre sekretess)
     with world.engine.begin() as conn:
         require_person_access(conn, SOC, world.keys["region"], "read")
         tl = timeline(conn, SOC, world.keys["region"])
@@ -92,17 +102,22 @@ def test_consent_gives_only_consented_categories(world: World) -> None:
         assert tl.hidden >= 1
         with pytest.raises(AccessDenied):  # consent to one municipality only
             require_person_access(conn, SOC_LUND, world.keys["region"], "read")
-        with pytest.raises(AccessDenied):  # reading is shared, changing is not
-            require_person_access(conn, SOC, world.keys["region"], "change")
+        # a consent shares reading only: the region's records stay the region's to change
+        from utfall.care._common import require_own_organisation
+
+        with pytest.raises(AccessDenied):
+            require_own_organisation(conn, SOC, "reg-ber")
 
 
 def test_revocation_immediate(world: World) -> None:
     cid = _consent(world, "region")
+    _refer(world, "region")
     with world.engine.begin() as conn:
-        require_person_access(conn, SOC, world.keys["region"], "read")
+        assert timeline(conn, SOC, world.keys["region"]).assessments
         revoke_consent(conn, SOC, cid)  # the receiving side may record the revocation
-    with world.engine.begin() as conn, pytest.raises(AccessDenied):
-        require_person_access(conn, SOC, world.keys["region"], "read")
+    with world.engine.begin() as conn:
+        tl = timeline(conn, SOC, world.keys["region"])
+        assert tl.entries() == [] and tl.hidden >= 2  # the region's data is gone at once
 
 
 def test_consent_validity_window(world: World) -> None:
@@ -110,8 +125,9 @@ def test_consent_validity_window(world: World) -> None:
     _consent(world, "region", valid_from=today + dt.timedelta(days=5))
     _consent(world, "region", valid_from=today - dt.timedelta(days=30),
              valid_to=today - dt.timedelta(days=1))
-    with world.engine.begin() as conn, pytest.raises(AccessDenied):
-        require_person_access(conn, SOC, world.keys["region"], "read")
+    _refer(world, "region")
+    with world.engine.begin() as conn:
+        assert timeline(conn, SOC, world.keys["region"]).entries() == []
 
 
 def test_consent_input_checked(world: World) -> None:
@@ -135,23 +151,30 @@ def test_unrelated_organisation_cannot_revoke(world: World) -> None:
 
 
 def test_emergency_access_logged_and_flagged(world: World) -> None:
+    clin2 = Actor("clin2", "clinician", "reg-laro")  # same region, no relation
     with world.engine.begin() as conn:
         with pytest.raises(AccessDenied):
-            require_person_access(conn, SOC, world.keys["region"], "read",
+            require_person_access(conn, clin2, world.keys["region"], "read",
                                   emergency_reason="short")
-        require_person_access(conn, SOC, world.keys["region"], "read",
-                              emergency_reason="Akut suicidrisk, behöver läkemedelslista")
-        scope = access_scope(conn, SOC, world.keys["region"], emergency=True)
-        assert scope.everything and scope.emergency
+        grant = require_person_access(conn, clin2, world.keys["region"], "read",
+                                      emergency_reason="Akut suicidrisk, behöver läkemedelslista")
+        assert grant.emergency
+        scope = access_scope(conn, clin2, world.keys["region"], emergency=True)
+        assert scope.emergency and not scope.everything  # never wider than the principal
         events = conn.execute(select(AuditEvent).where(
             AuditEvent.person_key == world.keys["region"])).all()
     flagged = [e for e in events if e.detail.get("emergency")]
-    assert flagged and flagged[-1].actor == "soc" and "suicidrisk" in flagged[-1].detail["reason"]
+    assert flagged and flagged[-1].actor == "clin2" and "suicidrisk" in flagged[-1].detail["reason"]
+    with world.engine.begin() as conn, pytest.raises(AccessDenied) as social:
+        require_person_access(conn, SOC, world.keys["region"], "read",
+                              emergency_reason="Akut suicidrisk, behöver läkemedelslista")
+    assert social.value.code == "emergency_role"  # no route from social services
 
 
-def test_create_allowed_at_own_unit_for_unknown_person(world: World) -> None:
-    with world.engine.begin() as conn:
+def test_create_needs_a_relation(world: World) -> None:
+    with world.engine.begin() as conn, pytest.raises(AccessDenied) as refused:
         require_person_access(conn, SOC, world.keys["region"], "create")
+    assert refused.value.code == "not_found"
 
 
 def test_filter_timeline_generic_entries(world: World) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import Engine, select
 
-from utfall.access.audit import verify_chain
+from utfall.access.audit import Actor, verify_chain
 from utfall.access.policy import AccessDenied
 from utfall.care import (
     CareError,
@@ -288,9 +288,15 @@ def test_access_policy_is_applied(engine: Engine) -> None:
                               on_date=START)
         with pytest.raises(AccessDenied):
             due_list(conn, CLINICIAN, unit_id="K-SOC", today=START)
-        # emergency access is possible with a reason and shows everything
-        tl = timeline(conn, SOCIAL, key, emergency_reason="Akut läge, personen medvetslös")
-        assert len(tl.assessments) == 1
+        # emergency access: health care within its own region only, never social services
+        with pytest.raises(AccessDenied) as social:
+            timeline(conn, SOCIAL, key, emergency_reason="Akut läge, personen medvetslös")
+        assert social.value.code == "emergency_role"
+        other_unit = Actor("dr.c", "clinician", "R-BER")
+        with pytest.raises(AccessDenied):
+            timeline(conn, other_unit, key)  # no relation at R-BER
+        tl = timeline(conn, other_unit, key, emergency_reason="Akut läge, personen medvetslös")
+        assert len(tl.assessments) == 1 and tl.emergency
 
 
 ROP_FACTS = {
@@ -319,12 +325,22 @@ def test_consent_shares_categories_with_the_municipality(engine: Engine) -> None
             == []
 
 
-def test_other_principal_can_register_and_enrol_at_own_unit(engine: Engine) -> None:
+def test_other_principal_needs_a_referral_then_enrols_at_own_unit(engine: Engine) -> None:
+    from utfall.access.relations import create_relation
+
     with engine.begin() as conn:
         key = register_person(conn, CLINICIAN, PNR_MAN)
         enrol(conn, CLINICIAN, key, "vip-beroende", "R-LARO", START)
+    with engine.begin() as conn, pytest.raises(AccessDenied) as refused:
+        # registering a person known elsewhere does not open them (no self-granted relation)
+        register_person(conn, SOCIAL, PNR_MAN)
+    assert refused.value.code == "relation_needed"
+    with engine.begin() as conn, pytest.raises(AccessDenied):
+        enrol(conn, SOCIAL, key, "rop", "K-SOC", START, facts=ROP_FACTS)
     with engine.begin() as conn:
-        # social services meet the same person: registering finds them, enrolling works
+        create_relation(conn, CLINICIAN, key, unit_id="K-SOC", basis="referral")
+    with engine.begin() as conn:
+        # social services meet the same person after the referral: registering finds them
         assert register_person(conn, SOCIAL, PNR_MAN) == key
         with pytest.raises(AccessDenied):
             enrol(conn, SOCIAL, key, "vip-beroende", "R-LARO", START)  # not their unit

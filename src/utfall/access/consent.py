@@ -49,7 +49,7 @@ def record_consent(conn: Connection, actor: Actor, person_key: str, *,
     from_org = actor_organisation(conn, actor)
     if from_org is None:
         raise AccessDenied("unit", "Ingen giltig enhet vald.", "No valid unit selected.")
-    require_person_access(conn, actor, person_key, "change")
+    require_person_access(conn, actor, person_key, "change")  # managers: refused
     cats = sorted(set(categories))
     if not cats or any(c not in CATEGORIES for c in cats):
         raise ConsentError("categories", "Välj minst en giltig kategori.",
@@ -74,20 +74,38 @@ def record_consent(conn: Connection, actor: Actor, person_key: str, *,
     return int(consent_id)
 
 
-def revoke_consent(conn: Connection, actor: Actor, consent_id: int) -> None:
-    """Revoke a consent now. Either organisation of the consent may record it."""
+def revoke_consent(conn: Connection, actor: Actor, consent_id: int,
+                   person_key: str | None = None) -> None:
+    """Revoke a consent now. A clinician or social worker of either organisation of
+    the consent whose unit has a care relation with the consent's person may record
+    it (``person_key``, when given, must be that person). Anything else answers
+    :class:`PersonNotFound`, the same as an unknown consent id."""
+    from utfall.access.policy import PersonNotFound, require_recorder
+
+    require_recorder(conn, actor)
     row = conn.execute(select(Consent).where(Consent.id == consent_id)).first()
+    if row is None or (person_key is not None and row.person_key != person_key):
+        raise PersonNotFound()
+    require_person_access(conn, actor, row.person_key, "change")
     org = actor_organisation(conn, actor)
-    if row is None or (actor.role != "system" and org not in
-                       (row.from_organisation_id, row.to_organisation_id)):
-        raise AccessDenied("consent_scope", "Samtycket finns inte eller hör inte till din "
-                           "huvudman.", "No such consent for your organisation.")
+    if actor.role != "system" and org not in (row.from_organisation_id,
+                                              row.to_organisation_id):
+        raise PersonNotFound()
     if row.revoked_at is not None:
         return
     conn.execute(update(Consent).where(Consent.id == consent_id).values(
         revoked_at=dt.datetime.now(dt.UTC), revoked_by=actor.user))
     log_event(conn, actor, "change", row.person_key,
               {"what": "consent revoked", "consent_id": consent_id})
+
+
+def consents_view(conn: Connection, actor: Actor, person_key: str) -> dict[str, Any]:
+    """The person's consents and SIP plans involving the actor's organisation: a
+    checked, logged read (``{"consents": [...], "sips": [...]}``)."""
+    grant = require_person_access(conn, actor, person_key, "read")
+    log_event(conn, actor, "read", person_key, {"what": "consents", **grant.detail()})
+    return {"consents": list_consents(conn, actor, person_key),
+            "sips": list_sips(conn, person_key, actor)}
 
 
 def list_consents(conn: Connection, actor: Actor, person_key: str) -> list[dict[str, Any]]:
@@ -121,7 +139,7 @@ def list_consents(conn: Connection, actor: Actor, person_key: str) -> list[dict[
 def create_sip(conn: Connection, actor: Actor, person_key: str, *,
                responsible_organisation_id: int, interventions: list[dict[str, Any]],
                goals: str | None, meeting_date: dt.date) -> int:
-    """Store a SIP (coordinated individual plan)."""
+    """Store a SIP (coordinated individual plan); needs the care relation."""
     require_person_access(conn, actor, person_key, "create")
     if not _org_exists(conn, responsible_organisation_id):
         raise ConsentError("responsible_organisation_id", "Välj huvudman med helhetsansvar.",

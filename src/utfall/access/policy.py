@@ -1,22 +1,24 @@
-"""Who may see and change which person's data (DOMAIN.md §8).
+"""Who may see and change which person's data (DOMAIN.md §8, docs/security.md).
 
-Rules, checked on every call (nothing cached, so a revoked consent takes effect on
-the next request):
+Rules, checked on every call (nothing cached across requests, so a revoked consent
+or an ended relation takes effect on the next request):
 
 * ``system`` (CLI and batch jobs) may do everything.
 * ``person`` (self-report by token) may read and add to their own data only.
 * ``analyst`` and ``admin`` never get person-level data (aggregates / accounts only).
 * ``clinician`` (region or private unit), ``social_worker`` (municipal unit) and
-  ``unit_manager`` act from one unit they are members of. They reach a person whose
-  care relation includes their unit (a record there, or an enrolment naming the unit)
-  and then see what their own organisation (principal) recorded. Data recorded by
-  another organisation is visible only under the person's valid, unrevoked consent
-  from that organisation to theirs, and only for the consented categories; such a
-  consent also lets the receiving organisation's units reach the person.
-* Creating data at one's own unit (registering, enrolling, recording an assessment)
-  is allowed: the person is in front of the user, and it starts a care relation.
-* Emergency access (``emergency_reason``) lets a care role read everything for one
-  request; it is logged with the reason and flagged for review.
+  ``unit_manager`` act from one unit they are members of. They reach a person only
+  when their unit has a care relation valid today (``utfall.access.relations``:
+  stored relations, imported contacts/enrolments of the unit). What they then see is
+  what their own organisation (principal) recorded, plus the categories another
+  organisation may share under the person's valid consent.
+* Unit managers read; they never record (create/change) person data.
+* Recording never creates a relation (only registering a *new* person does, in
+  ``utfall.care.register_person``).
+* A clinician may open a time-boxed emergency access (``utfall.access.emergency``)
+  to a person known to their own organisation; social services have no such route.
+* Refusals that depend on the person answer :class:`PersonNotFound` – the same for
+  a person who does not exist and one the actor may not reach (no existence oracle).
 """
 
 from __future__ import annotations
@@ -27,24 +29,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, or_, select, union
+from sqlalchemy import Connection, and_, or_, select
 
-from utfall.access.audit import Actor, log_event
-from utfall.store.models import (
-    Assessment,
-    Contact,
-    Enrolment,
-    Medication,
-    Organisation,
-    Procedure,
-    Unit,
-)
+from utfall.access.audit import Actor
+from utfall.store.models import Organisation, Unit
 from utfall.store.models_access import Consent, UserAccount, UserUnit
 
 CARE_ROLES = frozenset({"clinician", "social_worker", "unit_manager"})
 ROLES = frozenset({*CARE_ROLES, "analyst", "admin", "system", "person"})
 PERSON_ACTIONS = frozenset({"read", "create", "change", "disclose", "copy", "print"})
-MIN_EMERGENCY_REASON = 10
+MIN_EMERGENCY_REASON = 10  # kept for callers; see utfall.access.emergency.MIN_REASON
 
 # data categories a consent can name, with the timeline entry kinds they cover
 CATEGORIES: dict[str, dict[str, str]] = {
@@ -78,6 +72,8 @@ ROLE_PRINCIPALS: dict[str, frozenset[str]] = {
 class AccessDenied(Exception):
     """Access refused; ``sv``/``en`` are reasons safe to show to the user."""
 
+    status = 403
+
     def __init__(self, code: str, sv: str, en: str) -> None:
         super().__init__(en)
         self.code = code
@@ -87,6 +83,37 @@ class AccessDenied(Exception):
     def text(self, locale: str = "sv") -> str:
         """The reason in ``locale``."""
         return self.en if locale == "en" else self.sv
+
+
+class PersonNotFound(AccessDenied):
+    """The one answer for a person who does not exist *and* for one the actor may not
+    reach: the caller cannot tell the two apart (HTTP 404)."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("not_found",
+                         "Personen finns inte, eller din enhet har ingen vårdrelation med "
+                         "personen.",
+                         "No such person, or your unit has no care relation with the person.")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Why access was given: ``system``, ``self``, ``relation`` or ``emergency``."""
+
+    basis: str
+    emergency_id: int | None = None
+
+    @property
+    def emergency(self) -> bool:
+        return self.basis == "emergency"
+
+    def detail(self) -> dict[str, Any]:
+        """Audit detail flagging a read made under emergency access."""
+        if self.basis != "emergency":
+            return {}
+        return {"emergency": True, "emergency_id": self.emergency_id, "review": "pending"}
 
 
 def _deny(code: str, sv: str, en: str) -> AccessDenied:
@@ -158,29 +185,19 @@ def unit_organisations(conn: Connection) -> dict[str, int]:
     return memo["units"]
 
 
-def person_units(conn: Connection, person_key: str) -> set[str]:
-    """Units with a care relation to the person: any record there, or (enrolments made
-    in Utfall) the municipal unit or a stage owner named by an enrolment."""
-    parts = [
-        select(model.unit_id.label("unit_id")).where(model.person_key == person_key)
-        for model in (Contact, Procedure, Medication, Enrolment, Assessment)
-    ]
-    try:
-        from utfall.store.models_care import CareEnrolment, CareStageOwner
+def person_units(conn: Connection, person_key: str, today: dt.date | None = None) -> set[str]:
+    """Units with a care relation to the person valid ``today`` (see
+    :mod:`utfall.access.relations`)."""
+    from utfall.access.relations import relation_units
 
-        enrolments = select(Enrolment.row_key).where(Enrolment.person_key == person_key)
-        parts.append(select(CareEnrolment.municipal_unit_id.label("unit_id"))
-                     .where(CareEnrolment.enrolment_id.in_(enrolments)))
-        parts.append(select(CareStageOwner.unit_id.label("unit_id"))
-                     .where(CareStageOwner.enrolment_id.in_(enrolments)))
-    except ImportError:  # pragma: no cover - the care tables are optional
-        pass
-    return {r[0] for r in conn.execute(union(*parts)) if r[0] is not None}
+    return relation_units(conn, person_key, today)
 
 
 def person_organisations(conn: Connection, person_key: str) -> set[int]:
-    """Organisations that have a care relation to the person."""
-    units = person_units(conn, person_key)
+    """Organisations with a unit that holds records of, or a relation with, the person."""
+    from utfall.access.relations import known_units
+
+    units = known_units(conn, person_key)
     if not units:
         return set()
     rows = conn.execute(select(Unit.organisation_id).where(Unit.unit_id.in_(units)).distinct())
@@ -272,7 +289,8 @@ def _care_origin(conn: Connection, actor: Actor) -> int:
 def access_scope(conn: Connection, actor: Actor, person_key: str, *,
                  emergency: bool = False, today: dt.date | None = None) -> AccessScope:
     """What ``actor`` may see of the person (raises :class:`AccessDenied` for roles
-    without person-level access). Does not log."""
+    without person-level access). Does not log. Emergency access does not widen the
+    scope: other principals' records stay behind the person's consent."""
     if actor.role == "system":
         return AccessScope(person_key, None, everything=True)
     if actor.role == "person":
@@ -283,59 +301,70 @@ def access_scope(conn: Connection, actor: Actor, person_key: str, *,
     if actor.role not in ROLES:
         raise _deny("role", "Okänd roll.", "Unknown role.")
     organisation_id = _care_origin(conn, actor)
-    if emergency:
-        return AccessScope(person_key, organisation_id, everything=True, emergency=True)
-    return AccessScope(person_key, organisation_id,
+    return AccessScope(person_key, organisation_id, emergency=emergency,
                        shared=shared_categories(conn, person_key, organisation_id, today))
+
+
+RECORDING = frozenset({"create", "change"})
 
 
 def require_person_access(conn: Connection, actor: Actor, person_key: str, action: str, *,
                           emergency_reason: str | None = None,
-                          today: dt.date | None = None) -> None:
-    """Raise :class:`AccessDenied` unless ``actor`` may do ``action`` on the person.
+                          today: dt.date | None = None,
+                          now: dt.datetime | None = None) -> Grant:
+    """Return the :class:`Grant` for ``actor`` doing ``action`` on the person, or raise.
 
-    With ``emergency_reason`` (care roles, reading only) access that would be refused
-    is granted; the emergency is written to the audit log (in the caller's
-    transaction) with ``detail.emergency = true`` so the log review flags it.
+    Refusals that do not depend on the person (role, unit, membership, managers
+    recording) raise :class:`AccessDenied` (403); every refusal that does raises
+    :class:`PersonNotFound` (404), the same as for an unknown person.
+
+    With ``emergency_reason`` (clinicians, reading, no relation) an emergency access
+    is opened for :data:`utfall.access.emergency.EMERGENCY_HOURS` (stored and logged);
+    reads while one runs are granted with ``basis == "emergency"`` and must be logged
+    with :meth:`Grant.detail` (``utfall.care`` does).
     """
+    from utfall.access import clock
+    from utfall.access.emergency import active_emergency, start_emergency
+    from utfall.access.relations import has_relation
+
     if action not in PERSON_ACTIONS:
         raise _deny("action", "Okänd åtgärd.", "Unknown action.")
     if actor.role == "system":
-        return
+        return Grant("system")
     if actor.role == "person":
         if actor.person_key != person_key or action not in {"read", "create"}:
             raise _deny("self", "Du kan bara se och besvara dina egna uppgifter.",
                         "You can only see and answer your own data.")
-        return
+        return Grant("self")
     organisation_id = _care_origin(conn, actor)
-    if action == "create":
-        return  # recording at one's own unit starts or continues a care relation there
-    units = person_units(conn, person_key)
-    if not units or actor.unit_id in units:
-        return  # a new person, or one the actor's unit has a care relation with
-    if action == "change":
-        raise _deny("change", "Du kan bara ändra uppgifter om personer din enhet har en "
-                    "vårdrelation med.", "You can only change data of persons your unit "
-                    "has a care relation with.")
-    if shared_categories(conn, person_key, organisation_id, today):
-        return  # consented sharing; what is shown is filtered per category
-    reason = (emergency_reason or "").strip()
-    if reason and action == "read":
-        if len(reason) < MIN_EMERGENCY_REASON:
-            raise _deny("emergency_reason", "Ange ett tydligt skäl för nödåtkomst.",
-                        "State a clear reason for emergency access.")
-        log_event(conn, actor, "read", person_key,
-                  {"emergency": True, "reason": reason[:500], "review": "pending"})
-        return
-    if organisation_id in person_organisations(conn, person_key):
-        raise _deny("relation",
-                    "Din enhet har ingen vårdrelation med personen. Skriv in personen vid "
-                    "din enhet eller använd nödåtkomst.",
-                    "Your unit has no care relation with the person. Enrol the person at "
-                    "your unit or use emergency access.")
-    raise _deny("consent",
-                "Personen har inte samtyckt till att uppgifterna delas med din huvudman.",
-                "The person has not consented to sharing this data with your organisation.")
+    if action in RECORDING and actor.role == "unit_manager":
+        raise _deny("manager_records", "Enhetschefer läser men registrerar inte "
+                    "personuppgifter.", "Unit managers read but do not record person data.")
+    instant = now or clock.now()
+    day = today or clock.today(instant)
+    if has_relation(conn, person_key, actor.unit_id, day):
+        return Grant("relation")
+    if action == "read":
+        running = active_emergency(conn, actor, person_key, instant)
+        if running is not None:
+            return Grant("emergency", int(running.id))
+        if (emergency_reason or "").strip():
+            started = start_emergency(conn, actor, person_key, emergency_reason or "",
+                                      organisation_id, instant)
+            return Grant("emergency", int(started.id))
+    raise PersonNotFound()
+
+
+def require_recorder(conn: Connection, actor: Actor) -> int | None:
+    """A care role that may record (not a unit manager) at a valid unit; returns its
+    organisation id (None for ``system``). Does not depend on any person."""
+    if actor.role == "system":
+        return None
+    organisation_id = _care_origin(conn, actor)
+    if actor.role == "unit_manager":
+        raise _deny("manager_records", "Enhetschefer läser men registrerar inte "
+                    "personuppgifter.", "Unit managers read but do not record person data.")
+    return organisation_id
 
 
 # ------------------------------------------------------------------ filtering

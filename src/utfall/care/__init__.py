@@ -19,7 +19,8 @@ from utfall.care.enrolment import (
     enrol,
     phase_history,
 )
-from utfall.care.persons import find_person, register_person
+from utfall.care.overview import person_overview
+from utfall.care.persons import accept_referral, check_person, find_person, register_person
 from utfall.care.selfreport import (
     SelfReportForm,
     SelfReportRefused,
@@ -45,8 +46,10 @@ __all__ = [
     "SelfReportRefused",
     "StageOwner",
     "Timeline",
+    "accept_referral",
     "assign_stage",
     "change_phase",
+    "check_person",
     "domain_profile",
     "due_list",
     "end_enrolment",
@@ -54,6 +57,7 @@ __all__ = [
     "find_person",
     "issue_self_report_link",
     "open_self_report",
+    "person_overview",
     "phase_history",
     "record_assessment",
     "register_person",

@@ -64,18 +64,21 @@ def new_id() -> str:
 
 
 def access(conn: Connection, actor: Actor, person_key: str, action: str,
-           detail: dict[str, Any] | None = None, *, emergency_reason: str | None = None) -> None:
-    """Check the actor may ``action`` the person's data, then write the audit event.
+           detail: dict[str, Any] | None = None, *, emergency_reason: str | None = None) -> Any:
+    """Check the actor may ``action`` the person's data, then write the audit event
+    (flagged when the access rests on an emergency access). Returns the ``Grant``.
 
-    Raises ``utfall.access.policy.AccessDenied`` (nothing is logged as done then).
+    Raises ``utfall.access.policy.AccessDenied`` / ``PersonNotFound`` (nothing is
+    logged as done then).
     """
     from utfall.access.policy import require_person_access
 
-    require_person_access(conn, actor, person_key, action, emergency_reason=emergency_reason)
+    grant = require_person_access(conn, actor, person_key, action,
+                                  emergency_reason=emergency_reason)
     detail = dict(detail or {})
-    if emergency_reason:
-        detail["emergency_reason"] = emergency_reason
+    detail.update(grant.detail())
     log_event(conn, actor, action, person_key, detail)
+    return grant
 
 
 def require_own_unit(actor: Actor, unit_id: str | None) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from utfall.access.audit import Actor
+from utfall.access.audit import Actor, log_event
+from utfall.access.policy import require_person_access
 from utfall.care._common import (
     CareError,
     Issue,
-    access,
     age_on,
     get_enrolment,
     get_person,
@@ -101,9 +101,11 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
     if source not in SOURCES:
         raise CareError("invalid_source", f"okänd källa {source!r}", f"unknown source {source!r}")
     definition = instrument_of(instrument)
+    require_own_unit(actor, unit_id)
+    # the care relation is checked before anything about the person is looked up
+    grant = require_person_access(conn, actor, person_key, "create")
     person = get_person(conn, person_key)
     require_unit(conn, unit_id)
-    require_own_unit(actor, unit_id)
     if source != "self_report" and on_date > local_today() + dt.timedelta(days=1):
         raise CareError("date_in_future", "datumet ligger i framtiden", "the date is in the future",
                         [Issue("date", "date_in_future", str(on_date), str(on_date))])
@@ -137,9 +139,10 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
                         [Issue(p.link_id, p.code, p.sv, p.en) for p in exc.problems]) from None
     assessment_id = new_id()
     with conn.begin_nested():
-        access(conn, actor, person_key, "create",
-               {"what": "assessment", "assessment_id": assessment_id, "instrument": instrument,
-                "stage": stage, "source": source})
+        log_event(conn, actor, "create", person_key,
+                  {"what": "assessment", "assessment_id": assessment_id,
+                   "instrument": instrument, "stage": stage, "source": source,
+                   **grant.detail()})
         conn.execute(Assessment.__table__.insert().values(
             row_key=assessment_id, person_key=person_key, unit_id=unit_id,
             instrument=definition.id, stage=stage, date=on_date,

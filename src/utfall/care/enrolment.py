@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from utfall.access.audit import Actor
+from utfall.access.audit import Actor, log_event
 from utfall.care._common import (
     CareError,
     Issue,
@@ -91,10 +91,15 @@ def enrol(conn: Connection, actor: Actor, person_key: str, programme: str, unit_
     Each stage gets an owner: the enrolling unit, or ``municipal_unit_id`` for stages
     run by municipal social services.
     """
+    from utfall.access.policy import require_person_access
+    from utfall.access.relations import add_relation, has_relation
+
     prog = programme_of(programme)
+    require_own_unit(actor, unit_id)
+    # a care relation at the unit is needed before anything about the person is used
+    grant = require_person_access(conn, actor, person_key, "create")
     person = get_person(conn, person_key)
     unit = require_unit(conn, unit_id)
-    require_own_unit(actor, unit_id)
     if municipal_unit_id is not None:
         municipal = require_unit(conn, municipal_unit_id, "municipal_unit")
         if municipal.principal_type != "municipality":
@@ -143,9 +148,18 @@ def enrol(conn: Connection, actor: Actor, person_key: str, programme: str, unit_
                 enrolment_id=enrolment_id, from_phase=None, to_phase=state.phase,
                 on_date=start_date, reason=reason, facts=jsonable(merged), actor=actor.user,
                 role=actor.role, unit_id=actor.unit_id, recorded_at=stamp))
-        access(conn, actor, person_key, "create",
-               {"what": "enrolment", "enrolment_id": enrolment_id, "programme": prog.id,
-                "unit_id": unit_id})
+        log_event(conn, actor, "create", person_key,
+                  {"what": "enrolment", "enrolment_id": enrolment_id, "programme": prog.id,
+                   "unit_id": unit_id, **grant.detail()})
+        # the enrolment is a relation of the unit; stages run by a municipal unit give
+        # that unit a relation too (basis: assignment)
+        since = min(start_date, dt.date.today())
+        add_relation(conn, actor, person_key, unit_id, "enrolment", valid_from=since,
+                     note=f"{prog.id} {enrolment_id}")
+        if municipal_unit_id is not None and not has_relation(conn, person_key,
+                                                              municipal_unit_id):
+            add_relation(conn, actor, person_key, municipal_unit_id, "assignment",
+                         valid_from=since, note=f"{prog.id} {enrolment_id}")
     return enrolment_id
 
 
@@ -420,6 +434,11 @@ def assign_stage(conn: Connection, actor: Actor, enrolment_id: str, stage: str, 
         access(conn, actor, enrolment.person_key, "change",
                {"what": "stage_owner", "enrolment_id": enrolment_id, "stage": stage,
                 "unit_id": target_unit})
+        if target_unit and unit_id is not None:
+            from utfall.access.relations import ensure_relation
+
+            ensure_relation(conn, actor, enrolment.person_key, target_unit, "assignment",
+                            note=f"{prog.id} {stage}")
         table = CareStageOwner.__table__
         conn.execute(table.delete().where(table.c.enrolment_id == enrolment_id,
                                           table.c.stage == stage))

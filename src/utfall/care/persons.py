@@ -30,29 +30,53 @@ def key_of(identity_number: str) -> str:
 
 
 def find_person(conn: Connection, actor: Actor, identity_number: str) -> str | None:
-    """The person_key of a registered person, else None.
+    """The person_key of a registered person the actor may read, else None.
 
-    The look-up is audited with the person_key (never the number); a search that finds
-    nobody is logged without a person.
+    A person the actor may not reach answers None exactly like an unknown number (no
+    existence oracle); the look-up is audited with the person_key (never the number)
+    and marked ``denied`` then, so the log review sees it. A search that finds nobody
+    is logged without a person.
     """
+    from utfall.access.policy import PersonNotFound
+
     key = key_of(identity_number)
     found = conn.execute(select(Person.person_key).where(Person.person_key == key)).first()
     if found is None:
         log_event(conn, actor, "read", None, {"what": "person_lookup", "found": False})
         return None
-    access(conn, actor, key, "read", {"what": "person_lookup", "found": True})
+    try:
+        access(conn, actor, key, "read", {"what": "person_lookup", "found": True})
+    except PersonNotFound:
+        log_event(conn, actor, "read", key, {"what": "person_lookup", "denied": True})
+        return None
     return key
+
+
+def _relation_needed() -> Exception:
+    from utfall.access.policy import AccessDenied
+
+    return AccessDenied(
+        "relation_needed",
+        "Personen kan inte skrivas in direkt vid din enhet. Enhetschefen kan ta emot en "
+        "remiss, eller en enhet med vårdrelation kan remittera personen till er.",
+        "The person cannot be registered directly at your unit. Your unit manager can "
+        "accept a referral, or a unit with a care relation can refer the person to you.")
 
 
 def register_person(conn: Connection, actor: Actor, identity_number: str, sex: str | None = None,
                     municipality_code: str | None = None) -> str:
-    """Register a person if absent and return the person_key.
+    """Register a person and return the person_key.
 
-    Sex defaults to the one implied by the identity number. An existing person is
-    returned unchanged; registering is allowed at one's own unit (the person is in
-    front of the user), so it is checked and audited as ``create`` with
-    ``existed: true`` even when the person is known to another principal.
+    A *new* person (absent, or present with no records and no relation anywhere)
+    registered at one's own unit starts a care relation there (basis
+    ``registration``): the person is in front of the user. A person already known
+    elsewhere is returned only to a unit that has a relation; any other unit gets
+    ``AccessDenied`` with code ``relation_needed`` (a referral or assignment is needed
+    first) and nothing is created. Sex defaults to the one implied by the identity number.
     """
+    from utfall.access.policy import require_recorder
+    from utfall.access.relations import add_relation, has_relation, is_known
+
     parsed = _parse(identity_number)
     settings = get_settings()
     key = person_key(parsed.canonical, settings.effective_secret_key)
@@ -65,17 +89,62 @@ def register_person(conn: Connection, actor: Actor, identity_number: str, sex: s
         raise CareError("invalid_municipality", "ogiltig kommunkod", "invalid municipality code",
                         [Issue("municipality_code", "invalid_municipality",
                                "ska vara fyra siffror", "must be four digits")])
+    require_recorder(conn, actor)
     exists = conn.execute(select(Person.person_key).where(Person.person_key == key)).first()
     if exists is not None:
-        access(conn, actor, key, "create", {"what": "person_register", "existed": True})
-        return key
-    vault = IdentityVault(settings.effective_encryption_key)
-    conn.execute(Person.__table__.insert().values(
-        person_key=key, pnr_encrypted=vault.encrypt(parsed.canonical),
-        coordination_number=parsed.coordination, sex=(sex or parsed.sex).upper(),
-        birth_date=parsed.birth_date, municipality_code=municipality_code, synthetic=False))
-    log_event(conn, actor, "create", key, {"what": "person"})
+        if actor.role == "system" or has_relation(conn, key, actor.unit_id):
+            access(conn, actor, key, "create", {"what": "person_register", "existed": True})
+            return key
+        if is_known(conn, key):
+            raise _relation_needed()
+    else:
+        vault = IdentityVault(settings.effective_encryption_key)
+        conn.execute(Person.__table__.insert().values(
+            person_key=key, pnr_encrypted=vault.encrypt(parsed.canonical),
+            coordination_number=parsed.coordination, sex=(sex or parsed.sex).upper(),
+            birth_date=parsed.birth_date, municipality_code=municipality_code, synthetic=False))
+        log_event(conn, actor, "create", key, {"what": "person"})
+    if actor.role != "system" and actor.unit_id:
+        add_relation(conn, actor, key, actor.unit_id, "registration")
     return key
+
+
+def accept_referral(conn: Connection, actor: Actor, identity_number: str, *,
+                    note: str | None = None, valid_to=None) -> str:
+    """A unit manager accepts a referral of the person to their own unit: the unit
+    gets a relation (basis ``referral``), audited. A number not yet registered is
+    registered (the referral starts care at the unit). Returns the person_key."""
+    from utfall.access.policy import AccessDenied, _care_origin
+    from utfall.access.relations import add_relation, has_relation
+
+    if actor.role != "unit_manager":
+        raise AccessDenied("role", "Bara enhetschefen tar emot remisser till enheten.",
+                           "Only the unit manager accepts referrals to the unit.")
+    _care_origin(conn, actor)
+    parsed = _parse(identity_number)
+    settings = get_settings()
+    key = person_key(parsed.canonical, settings.effective_secret_key)
+    exists = conn.execute(select(Person.person_key).where(Person.person_key == key)).first()
+    if exists is None:
+        vault = IdentityVault(settings.effective_encryption_key)
+        conn.execute(Person.__table__.insert().values(
+            person_key=key, pnr_encrypted=vault.encrypt(parsed.canonical),
+            coordination_number=parsed.coordination, sex=parsed.sex,
+            birth_date=parsed.birth_date, municipality_code=None, synthetic=False))
+        log_event(conn, actor, "create", key, {"what": "person"})
+    if not has_relation(conn, key, actor.unit_id):
+        add_relation(conn, actor, key, str(actor.unit_id), "referral",
+                     note=(note or "")[:500] or None, valid_to=valid_to)
+    return key
+
+
+def check_person(conn: Connection, actor: Actor, person_key_: str, action: str = "create"
+                 ) -> None:
+    """May the actor open a form to ``action`` the person (no data shown, not logged)?
+    Raises ``AccessDenied`` / ``PersonNotFound`` like the action itself would."""
+    from utfall.access.policy import require_person_access
+
+    require_person_access(conn, actor, person_key_, action)
 
 
 def masked_identity(conn: Connection, person_key_: str) -> str:

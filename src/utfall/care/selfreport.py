@@ -80,7 +80,13 @@ def issue_self_report_link(conn: Connection, actor: Actor, enrolment_id: str, st
                         [Issue("valid_days", "out_of_range", str(valid_days), str(valid_days))])
     if locale not in LOCALES:
         raise CareError("invalid_locale", "språk ska vara sv eller en", "locale must be sv or en")
+    from utfall.access.policy import require_person_access
+    from utfall.care._common import require_own_organisation
+
     enrolment = get_enrolment(conn, enrolment_id)
+    # relation to the person and the enrolment's own organisation, before anything else
+    require_person_access(conn, actor, enrolment.person_key, "create")
+    require_own_organisation(conn, actor, enrolment.unit_id)
     prog = programme_of(enrolment.programme)
     issued = now_utc(now)
     on_date = issued.astimezone(STOCKHOLM).date()

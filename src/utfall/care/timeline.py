@@ -147,6 +147,7 @@ class Timeline(BaseModel):
     goals: list[Goal]
     profile: list[ProfilePoint]
     hidden: int = 0  # entries withheld by the consent filter
+    emergency: bool = False  # read under a (flagged, time-boxed) emergency access
 
     def entries(self) -> list[Entry]:
         """All entries in date order."""
@@ -281,9 +282,9 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
     principals); the read is audited. Raises ``AccessDenied`` without any access."""
     from utfall.access.policy import filter_timeline
 
+    grant = access(conn, actor, person_key, "read", {"what": "timeline"},
+                   emergency_reason=emergency_reason)
     person = get_person(conn, person_key)
-    access(conn, actor, person_key, "read", {"what": "timeline"},
-           emergency_reason=emergency_reason)
     codes = code_systems()
     units: dict[str | None, UnitInfo | None] = {}
     enrolments = _enrolments(conn, person_key, units)
@@ -329,7 +330,7 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
             **_where(units, conn, r.unit_id)))
     total = len(enrolments) + len(contacts) + len(interventions) + len(medications) \
         + len(assessments)
-    emergency = bool((emergency_reason or "").strip())
+    emergency = bool(grant.emergency)
     enrolments = filter_timeline(conn, actor, person_key, enrolments, emergency=emergency)
     contacts = filter_timeline(conn, actor, person_key, contacts, emergency=emergency)
     interventions = filter_timeline(conn, actor, person_key, interventions, emergency=emergency)
@@ -341,7 +342,7 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
         person_key=person_key, sex=person.sex, birth_year=person.birth_date.year,
         enrolments=enrolments, contacts=contacts, interventions=interventions,
         medications=medications, assessments=assessments, goals=_goals(conn, assessments),
-        profile=domain_profile(assessments), hidden=total - shown)
+        profile=domain_profile(assessments), hidden=total - shown, emergency=emergency)
 
 
 _TEXTS = {

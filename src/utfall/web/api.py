@@ -15,22 +15,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from utfall.access.accounts import LoginFailed, authenticate_local
-from utfall.access.audit import log_event
 from utfall.access.consent import (
     ConsentError,
-    list_consents,
-    list_sips,
+    consents_view,
     record_consent,
     revoke_consent,
 )
-from utfall.access.policy import CATEGORIES, AccessDenied, require_person_access
-from utfall.access.review import (
-    OUTCOMES,
-    list_reviews,
-    person_access_extract,
-    record_review,
-    sample_events,
-)
+from utfall.access.extracts import access_log_for, review_sample
+from utfall.access.policy import CATEGORIES, AccessDenied
+from utfall.access.review import OUTCOMES, list_reviews, record_review
 from utfall.access.sessions import create_session, revoke_session
 from utfall.web import services
 from utfall.web.deps import csrf_checked, current_principal, needs_role
@@ -177,9 +170,11 @@ def register(body: RegisterIn, request: Request,
              principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
     """Register a person (or return the existing one's key)."""
     from utfall.care import CareError, register_person
+    from utfall.care.persons import key_of
 
     csrf_checked(request, principal)
     try:
+        request.state.person_key = key_of(body.identity_number)  # refusals are logged
         with request.app.state.engine.begin() as conn:
             key = register_person(conn, principal.actor, body.identity_number, None,
                                   body.municipality_code)
@@ -272,10 +267,7 @@ def access_log(person_key: PersonKey, request: Request,
     """Who accessed the person's data (the person's right to an extract)."""
     _keyed(request, person_key)
     with request.app.state.engine.begin() as conn:
-        require_person_access(conn, principal.actor, person_key, "print")
-        rows = person_access_extract(conn, person_key)
-        log_event(conn, principal.actor, "print", person_key, {"what": "access_log_extract"})
-    return rows
+        return access_log_for(conn, principal.actor, person_key)
 
 
 class SelfReportLinkIn(BaseModel):
@@ -325,10 +317,7 @@ def consents(person_key: PersonKey, request: Request,
     """Consents and SIP plans of the person involving the caller's organisation."""
     _keyed(request, person_key)
     with request.app.state.engine.begin() as conn:
-        require_person_access(conn, principal.actor, person_key, "read")
-        log_event(conn, principal.actor, "read", person_key, {"what": "consents"})
-        return {"consents": list_consents(conn, principal.actor, person_key),
-                "sips": list_sips(conn, person_key, principal.actor)}
+        return consents_view(conn, principal.actor, person_key)
 
 
 @router.post("/persons/{person_key}/consents", status_code=201, responses=UNAUTH,
@@ -355,9 +344,103 @@ def consent_revoke(consent_id: Annotated[int, Path(ge=1, le=2**31 - 1)], request
                    principal: Principal = Depends(needs_role(*CARE))) -> dict[str, str]:
     """Revoke a consent; applies from the next request on."""
     csrf_checked(request, principal)
-    with request.app.state.engine.begin() as conn:
+    with request.app.state.engine.begin() as conn:  # relation to the consent's person
         revoke_consent(conn, principal.actor, consent_id)
     return {"status": "revoked"}
+
+
+# ------------------------------------------------------------------ care relations
+
+
+class RelationIn(BaseModel):
+    unit_id: str = Field(max_length=64)
+    basis: Literal["referral", "assignment", "sip"]
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ReferralIn(IdentityIn):
+    note: str = Field(min_length=1, max_length=500)
+    valid_to: dt.date | None = None
+
+
+class EmergencyIn(BaseModel):
+    reason: str = Field(min_length=10, max_length=500)
+
+
+def _relation_error(exc: Any) -> JSONResponse:
+    return JSONResponse({"detail": exc.en, "issues": [
+        {"where": exc.field, "sv": exc.sv, "en": exc.en}]}, status_code=422)
+
+
+@router.get("/persons/{person_key}/relations", responses=UNAUTH, tags=["relations"])
+def relations(person_key: PersonKey, request: Request,
+              principal: Principal = Depends(needs_role(*CARE))) -> Any:
+    """The person's care relations at units of the caller's organisation (logged read)."""
+    from utfall.access.relations import list_relations
+
+    _keyed(request, person_key)
+    with request.app.state.engine.begin() as conn:
+        return list_relations(conn, principal.actor, person_key)
+
+
+@router.post("/persons/{person_key}/relations", status_code=201, responses=UNAUTH,
+             tags=["relations"])
+def relation_create(person_key: PersonKey, body: RelationIn, request: Request,
+                    principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
+    """Refer or assign the person to another unit (the caller's unit has the relation)."""
+    from utfall.access.relations import RelationError, create_relation
+
+    _keyed(request, person_key)
+    csrf_checked(request, principal)
+    try:
+        with request.app.state.engine.begin() as conn:
+            relation_id = create_relation(
+                conn, principal.actor, person_key, unit_id=body.unit_id, basis=body.basis,
+                valid_from=body.valid_from, valid_to=body.valid_to, note=body.note)
+    except RelationError as exc:
+        return _relation_error(exc)
+    return {"relation_id": relation_id}
+
+
+@router.post("/relations/referrals", status_code=201, responses=UNAUTH, tags=["relations"])
+def referral_accept(body: ReferralIn, request: Request,
+                    principal: Principal = Depends(needs_role("unit_manager"))) -> Any:
+    """The unit manager accepts a referral to the unit; returns the person key."""
+    from utfall.care import CareError, accept_referral
+
+    csrf_checked(request, principal)
+    try:
+        with request.app.state.engine.begin() as conn:
+            key = accept_referral(conn, principal.actor, body.identity_number, note=body.note,
+                                  valid_to=body.valid_to)
+    except CareError as exc:
+        return _care_error(exc)
+    return {"person_key": key}
+
+
+@router.post("/persons/{person_key}/emergency-access", status_code=201, responses=UNAUTH,
+             tags=["relations"])
+def emergency_access(person_key: PersonKey, body: EmergencyIn, request: Request,
+                     principal: Principal = Depends(needs_role("clinician"))) -> Any:
+    """Open a 4-hour emergency access (health care, own principal; flagged, reviewed)."""
+    from utfall.access.emergency import request_emergency
+
+    _keyed(request, person_key)
+    csrf_checked(request, principal)
+    with request.app.state.engine.begin() as conn:
+        return request_emergency(conn, principal.actor, person_key, body.reason)
+
+
+@router.get("/emergency-accesses", responses=UNAUTH, tags=["audit"])
+def emergency_accesses(request: Request,
+                       principal: Principal = Depends(needs_role("unit_manager"))) -> Any:
+    """Emergency accesses opened from the manager's unit, for review (logged reads)."""
+    from utfall.access.extracts import emergency_review
+
+    with request.app.state.engine.begin() as conn:
+        return emergency_review(conn, principal.actor)
 
 
 # ------------------------------------------------------------------ unit level
@@ -430,8 +513,8 @@ def audit_sample(request: Request, date_from: dt.date, date_to: dt.date,
     """A reproducible sample of the unit's access log (systematic + random + emergencies)."""
     if (date_to - date_from).days > 3660:
         raise HTTPException(422, "period too long")
-    with request.app.state.engine.connect() as conn:
-        return sample_events(conn, principal.unit_id, date_from, date_to, every_k=every_k,
+    with request.app.state.engine.begin() as conn:  # each person shown is logged as read
+        return review_sample(conn, principal.actor, date_from, date_to, every_k=every_k,
                              random_n=random_n, seed=seed)
 
 

@@ -20,14 +20,18 @@ from utfall.access.audit import log_event
 from utfall.access.policy import AccessDenied
 from utfall.config import Settings, get_settings
 from utfall.store.db import ensure_schema, get_engine
+from utfall.web import health
+from utfall.web.limits import BodyLimit
 from utfall.web.render import locale_of, render
-from utfall.web.security import CsrfFailed, NotAuthenticated
+from utfall.web.security import (
+    CsrfFailed,
+    NotAuthenticated,
+    apply_security_headers,
+    install_log_redaction,
+)
 from utfall.web.services import ResultCache
 
 log = logging.getLogger("utfall.web")
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def _is_api(request: Request) -> bool:
@@ -37,7 +41,7 @@ def _is_api(request: Request) -> bool:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the web application on the configured (or given) store."""
     settings = settings or get_settings()
-    engine = get_engine(settings.effective_database_url)
+    engine = get_engine(settings.effective_database_url, serving=True)
     ensure_schema(engine)
     app = FastAPI(
         title="Utfall",
@@ -45,32 +49,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "care. Every route returning or changing personal data needs a session "
                     "(cookie + CSRF header, or `Authorization: Bearer` from `POST /api/session`).",
         version="0.1.0",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,  # /api/openapi.json, /api/docs, /api/redoc: logged-in users only
+        docs_url=None,
         redoc_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
     app.state.locale = settings.locale
     app.state.results = ResultCache()
+    health.install(app)  # /healthz, /readyz, 503 + Retry-After when the store is down
 
-    from utfall.web import api, pages
+    from utfall.access.checkpoint import start_periodic
+    from utfall.web import api, docs, downloads, oidc, pages, pages_accounts
+
+    install_log_redaction()  # no self-report token or token= in any log
+    start_periodic(engine, settings)  # signed audit checkpoints every N events / T minutes
 
     app.include_router(api.router)
+    docs.install(app)
+    app.include_router(downloads.router)  # access log as CSV/JSON
+    app.include_router(pages_accounts.router)  # login, own password, user administration
+    app.include_router(oidc.router)  # regional / municipal OpenID Connect login
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))),
               name="static")
 
+    app.add_middleware(BodyLimit)  # 413 before parsing (inside the security headers)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response: Response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+        return apply_security_headers(request, response)
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(request: Request, _exc: NotAuthenticated) -> Response:
@@ -91,13 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(AccessDenied)
     async def access_denied(request: Request, exc: AccessDenied) -> Response:
         _log_denial(request, exc)
+        status = getattr(exc, "status", 403)  # PersonNotFound: 404, unknown or not yours
         if _is_api(request):
             return JSONResponse({"detail": exc.en, "code": exc.code, "sv": exc.sv, "en": exc.en},
-                                status_code=403)
+                                status_code=status)
         return render(request, "error.html",
-                      {"status": 403, "reason": exc.text(locale_of(request)),
+                      {"status": status, "reason": exc.text(locale_of(request)),
                        "code": exc.code, "person_key": getattr(request.state, "person_key",
-                                                               None)}, 403)
+                                                               None)}, status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -121,9 +131,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def server_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path,
                       exc_info=exc)
+        # answered outside the middleware stack: add the security headers here
         if _is_api(request):
-            return JSONResponse({"detail": "internal error"}, status_code=500)
-        return render(request, "error.html", {"status": 500, "key": "web.error.500"}, 500)
+            return apply_security_headers(
+                request, JSONResponse({"detail": "internal error"}, status_code=500))
+        return apply_security_headers(
+            request, render(request, "error.html", {"status": 500, "key": "web.error.500"}, 500))
 
     return app
 

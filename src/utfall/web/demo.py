@@ -12,6 +12,7 @@ from utfall.access.accounts import create_user, set_password
 from utfall.access.audit import Actor
 from utfall.access.consent import record_consent
 from utfall.access.policy import person_organisations
+from utfall.access.relations import create_relation, has_relation, record_contact_relations
 from utfall.store.db import ensure_schema
 from utfall.store.models import Contact, Organisation, Person, Unit
 from utfall.store.models_access import Consent, UserAccount
@@ -68,6 +69,10 @@ def create_demo_accounts(engine: Engine, *, consents: int = 5,
                 create_user(conn, user, role, [unit] if unit else [], password=password,
                             display_name=display)
             rows.append((user, password, role, unit or "-"))
+        # the imported contacts at the demo units are the users' care relations; the
+        # synthetic extract is historic, so they are stored until a year from now
+        record_contact_relations(conn, Actor("demo", "system"), [clinic[0], social[0]],
+                                 valid_to=dt.date.today() + dt.timedelta(days=365))
         shared, unshared = _demo_consents(conn, clinic, social, consents)
     if persons_file is not None:
         _write_persons(engine, persons_file, shared, unshared)
@@ -95,6 +100,10 @@ def _demo_consents(conn, clinic: tuple, social: tuple, wanted: int) -> tuple[lis
                            valid_from=dt.date.today() - dt.timedelta(days=30),
                            valid_to=dt.date.today() + dt.timedelta(days=365), form="written",
                            note="Demo: samtycke vid SIP-möte / consent at a SIP meeting")
+            if not has_relation(conn, key, social[0]):  # the SIP names the social unit
+                create_relation(conn, actor, key, unit_id=social[0], basis="sip",
+                                valid_to=dt.date.today() + dt.timedelta(days=365),
+                                note="Demo: SIP-möte / SIP meeting")
             shared.append(key)
         elif len(unshared) < wanted and municipal_org not in person_organisations(conn, key):
             unshared.append(key)

@@ -11,39 +11,26 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from utfall.access.accounts import AccountError, LoginFailed, authenticate_local, create_user
-from utfall.access.audit import log_event
 from utfall.access.consent import (
     ConsentError,
+    consents_view,
     create_sip,
-    list_consents,
-    list_sips,
     record_consent,
     revoke_consent,
 )
+from utfall.access.extracts import access_log_for, review_overview
 from utfall.access.policy import CATEGORIES, AccessDenied, actor_organisation
-from utfall.access.review import (
-    OUTCOMES,
-    list_reviews,
-    person_access_extract,
-    record_review,
-    sample_events,
-    unreviewed_emergencies,
-)
-from utfall.access.sessions import create_session, revoke_session, switch_unit
+from utfall.access.review import OUTCOMES, record_review
+from utfall.access.sessions import switch_unit
 from utfall.domain.identity import IdentityNumberError, parse_identity_number
 from utfall.i18n import t
-from utfall.web import services
+from utfall.store.db import is_unavailable
+from utfall.web import health, services
 from utfall.web.deps import as_list, checked_form, current_principal, form_data, needs_role
 from utfall.web.render import locale_of, render
 from utfall.web.security import (
     LANG_COOKIE,
-    LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
     Principal,
-    check_login_csrf,
-    client_of,
-    login_csrf,
     set_cookie,
 )
 
@@ -116,63 +103,7 @@ def index(request: Request) -> Response:
     return _redirect(_home(principal) if principal else "/login")
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """Liveness probe (no data)."""
-    return {"status": "ok"}
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> Response:
-    """The login form (with a double-submit CSRF cookie)."""
-    token = login_csrf(request)
-    response = render(request, "login.html", {"login_csrf": token, "next": _safe_next(next)})
-    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
-    return response
-
-
-@router.post("/login", response_class=HTMLResponse)
-def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Response:
-    """Check the password, start a session, go to ``next``."""
-    locale = locale_of(request)
-    target = _safe_next(form.get("next"))
-    if not check_login_csrf(request, form.get("csrf_token")):
-        return render(request, "error.html", {"status": 403, "key": "web.error.csrf"}, 403)
-    username = str(form.get("username", ""))[:100]
-    engine = request.app.state.engine
-    failed: LoginFailed | None = None
-    with engine.begin() as conn:  # failed attempts are recorded (committed) too
-        try:
-            account = authenticate_local(conn, username, str(form.get("password", "")),
-                                         client_of(request))
-        except LoginFailed as exc:
-            failed = exc
-        else:
-            token = create_session(conn, account.id, account.units[0] if account.units
-                                   else None)
-    if failed is not None:
-        token_csrf = login_csrf(request)
-        response = render(request, "login.html", {
-            "login_csrf": token_csrf, "next": target, "username": username,
-            "error": _text(f"web.login.{failed.code}", locale)}, 401)
-        set_cookie(request, response, LOGIN_CSRF_COOKIE, token_csrf, max_age=3600)
-        return response
-    if account.role in ("unit_manager", "analyst"):
-        request.app.state.results.warm(engine)
-    response = _redirect(target if target != "/" else "/")
-    set_cookie(request, response, SESSION_COOKIE, token)
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
-    return response
-
-
-@router.post("/logout")
-def logout(request: Request, form: dict[str, Any] = Depends(checked_form)) -> Response:
-    """End the session."""
-    with request.app.state.engine.begin() as conn:
-        revoke_session(conn, request.cookies.get(SESSION_COOKIE))
-    response = _redirect("/login")
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+# login, logout: utfall.web.pages_accounts
 
 
 @router.post("/unit")
@@ -240,11 +171,13 @@ def register(request: Request, form: dict[str, Any] = Depends(checked_form),
              ) -> Response:
     """Register a person who was not found."""
     from utfall.care import CareError, register_person
+    from utfall.care.persons import key_of
 
     locale = locale_of(request)
     raw = str(form.get("identity_number", "")).strip()
     municipality = str(form.get("municipality_code", "")).strip() or None
     try:
+        request.state.person_key = key_of(raw)  # a refused registration is logged
         with request.app.state.engine.begin() as conn:
             key = register_person(conn, principal.actor, raw, None, municipality)
     except CareError as exc:
@@ -256,21 +189,28 @@ def register(request: Request, form: dict[str, Any] = Depends(checked_form),
 
 def _person_context(conn: Any, principal: Principal, person_key: str,
                     emergency_reason: str | None, locale: str) -> dict[str, Any]:
-    from utfall.care.persons import masked_identity
+    """Everything the person page shows, from the one checked and logged use case."""
+    from utfall.access.relations import BASIS_TEXT, HANDOVER_BASES
+    from utfall.care import person_overview
 
-    tl, entries, hidden = services.person_timeline(conn, principal.actor, person_key,
-                                                   emergency_reason=emergency_reason)
+    view = person_overview(conn, principal.actor, person_key,
+                           emergency_reason=emergency_reason)
+    tl = view["timeline"]
     return {
         "person_key": person_key,
-        "masked": masked_identity(conn, person_key),
+        "masked": view["masked"],
         "timeline": tl,
-        "entries": list(reversed(entries)),
-        "hidden": hidden,
+        "entries": list(reversed(tl.entries())),
+        "hidden": tl.hidden,
         "chart": services.chart_svg(tl, locale),
-        "consents": list_consents(conn, principal.actor, person_key),
-        "sips": list_sips(conn, person_key, principal.actor),
+        "consents": view["consents"],
+        "sips": view["sips"],
+        "relations": view["relations"],
+        "bases": BASIS_TEXT,
+        "handover_bases": HANDOVER_BASES,
+        "units": services.units(conn),
         "instruments": services.instruments(),
-        "emergency": bool(emergency_reason),
+        "emergency": tl.emergency,
         "stages": _stages(tl),
     }
 
@@ -302,15 +242,18 @@ def person_page(request: Request, person_key: str,
 
 @router.post("/persons/{person_key}/emergency", response_class=HTMLResponse)
 def emergency(request: Request, person_key: str, form: dict[str, Any] = Depends(checked_form),
-              principal: Principal = Depends(needs_role(*CARE))) -> Response:
-    """Emergency access: shows the whole timeline once; logged and flagged for review."""
+              principal: Principal = Depends(needs_role("clinician"))) -> Response:
+    """Emergency access (health care, own principal): opens a 4-hour access to the
+    person, stored and flagged for the unit manager's review; every read is flagged."""
+    from utfall.access.emergency import MIN_REASON
+
     _check_key(request, person_key)
     locale = locale_of(request)
     reason = str(form.get("reason", "")).strip()
-    if len(reason) < 10:
+    if len(reason) < MIN_REASON:
         return render(request, "error.html", {
-            "status": 403, "key": "web.emergency.reason_needed", "person_key": person_key,
-            "code": "consent"}, 422)
+            "status": 422, "key": "web.emergency.reason_needed", "person_key": person_key,
+            "code": "not_found"}, 422)
     with request.app.state.engine.begin() as conn:
         ctx = _person_context(conn, principal, person_key, reason, locale)
     return render(request, "person.html", ctx)
@@ -321,7 +264,11 @@ def assessment_form(request: Request, person_key: str, instrument: str = "audit"
                     principal: Principal = Depends(needs_role("clinician", "social_worker"))
                     ) -> Response:
     """A questionnaire rendered from the instrument definition."""
+    from utfall.care import check_person
+
     _check_key(request, person_key)
+    with request.app.state.engine.connect() as conn:
+        check_person(conn, principal.actor, person_key, "create")
     definition = _instrument(instrument)
     return render(request, "assess.html", _assess_ctx(request, person_key, definition, {}, {}))
 
@@ -351,9 +298,11 @@ def record(request: Request, person_key: str, instrument: str = "audit",
            principal: Principal = Depends(needs_role("clinician", "social_worker"))
            ) -> Response:
     """Validate, score and store an assessment; field messages on errors."""
-    from utfall.care import CareError, record_assessment
+    from utfall.care import CareError, check_person, record_assessment
 
     _check_key(request, person_key)
+    with request.app.state.engine.connect() as conn:  # no form answer before the check
+        check_person(conn, principal.actor, person_key, "create")
     locale = locale_of(request)
     definition = _instrument(instrument)
     answers, errors = services.parse_answers(definition, form)
@@ -377,6 +326,13 @@ def record(request: Request, person_key: str, instrument: str = "audit",
         return render(request, "assess.html", _assess_ctx(
             request, person_key, definition, answers, fields, summary=summary, stage=stage,
             on_date=on_date.isoformat() if on_date else ""), 422)
+    except Exception as exc:  # the store is busy or down: keep what was typed
+        if not is_unavailable(exc):
+            raise
+        return health.not_saved(request, exc, render(request, "assess.html", _assess_ctx(
+            request, person_key, definition, answers, {}, stage=stage,
+            summary=_text("web.form.not_saved", locale),
+            on_date=on_date.isoformat() if on_date else "")))
     return _redirect(f"/persons/{person_key}?saved={definition.id}#timeline")
 
 
@@ -385,8 +341,11 @@ def enrol_form(request: Request, person_key: str,
                principal: Principal = Depends(needs_role("clinician", "social_worker"))
                ) -> Response:
     """The enrolment form with the programmes' data fields."""
+    from utfall.care import check_person
+
     _check_key(request, person_key)
     with request.app.state.engine.connect() as conn:
+        check_person(conn, principal.actor, person_key, "create")
         ctx = _enrol_ctx(conn, person_key, {}, {})
     return render(request, "enrol.html", ctx)
 
@@ -396,7 +355,8 @@ def _enrol_ctx(conn: Any, person_key: str, values: dict[str, Any], errors: dict[
     from utfall.followup import default_programmes
 
     return {"person_key": person_key, "programmes": list(default_programmes()),
-            "municipal_units": services.units(conn, "municipality"), "values": values,
+            "municipal_units": services.units(conn, "municipality") if conn else [],
+            "values": values,
             "errors": errors, "today": services.today().isoformat(), **extra}
 
 
@@ -425,12 +385,14 @@ def enrol_post(request: Request, person_key: str, form: dict[str, Any] = Depends
                principal: Principal = Depends(needs_role("clinician", "social_worker"))
                ) -> Response:
     """Enrol the person at the user's unit."""
-    from utfall.care import CareError, enrol
+    from utfall.care import CareError, check_person, enrol
     from utfall.followup import UnknownProgrammeError, get_programme
 
     _check_key(request, person_key)
     locale = locale_of(request)
     engine = request.app.state.engine
+    with engine.connect() as conn:  # no re-rendered form before the check
+        check_person(conn, principal.actor, person_key, "create")
     errors: dict[str, str] = {}
     try:
         programme = get_programme(str(form.get("programme", "")))
@@ -454,6 +416,14 @@ def enrol_post(request: Request, person_key: str, form: dict[str, Any] = Depends
         with engine.connect() as conn:
             return render(request, "enrol.html", _enrol_ctx(
                 conn, person_key, form, fields, summary=summary), 422)
+    except Exception as exc:  # the store is busy or down: keep what was typed
+        if not is_unavailable(exc):
+            raise
+        chosen = str(form.get("municipal_unit_id") or "")
+        return health.not_saved(request, exc, render(request, "enrol.html", {
+            **_enrol_ctx(None, person_key, form, {}, summary=_text("web.form.not_saved", locale)),
+            "municipal_units": [{"unit_id": chosen, "name": chosen, "organisation": ""}]
+            if chosen else []}))
     return _redirect(f"/persons/{person_key}?saved=enrolment#timeline")
 
 
@@ -463,20 +433,17 @@ def consents_page(request: Request, person_key: str,
     """Consents and SIP plans involving the user's organisation."""
     _check_key(request, person_key)
     with request.app.state.engine.begin() as conn:
-        from utfall.access.policy import require_person_access
-
-        require_person_access(conn, principal.actor, person_key, "read")
-        log_event(conn, principal.actor, "read", person_key, {"what": "consents"})
         ctx = _consent_ctx(conn, principal, person_key, {}, {})
     return render(request, "consents.html", ctx)
 
 
 def _consent_ctx(conn: Any, principal: Principal, person_key: str, values: dict[str, Any],
                  errors: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """The consents page (also its 422 re-render): a checked, logged read."""
+    view = consents_view(conn, principal.actor, person_key)
     own = actor_organisation(conn, principal.actor)
-    return {"person_key": person_key, "consents": list_consents(conn, principal.actor,
-                                                                person_key),
-            "sips": list_sips(conn, person_key, principal.actor), "categories": CATEGORIES,
+    return {"person_key": person_key, "consents": view["consents"],
+            "sips": view["sips"], "categories": CATEGORIES,
             "organisations": [o for o in services.organisations(conn) if o["id"] != own],
             "all_organisations": services.organisations(conn), "own_org": own,
             "values": values, "errors": errors, "today": services.today().isoformat(),
@@ -487,9 +454,13 @@ def _consent_ctx(conn: Any, principal: Principal, person_key: str, values: dict[
 def consent_post(request: Request, person_key: str, form: dict[str, Any] = Depends(checked_form),
                  principal: Principal = Depends(needs_role(*CARE))) -> Response:
     """Document a consent to share data from the user's organisation."""
+    from utfall.care import check_person
+
     _check_key(request, person_key)
     locale = locale_of(request)
     engine = request.app.state.engine
+    with engine.connect() as conn:  # managers and units without relation: refused first
+        check_person(conn, principal.actor, person_key, "change")
     errors: dict[str, str] = {}
     valid_from = _date(form.get("valid_from"), services.today())
     valid_to = _date(form.get("valid_to")) if form.get("valid_to") else None
@@ -513,7 +484,7 @@ def consent_post(request: Request, person_key: str, form: dict[str, Any] = Depen
             return _redirect(f"/persons/{person_key}/consents?saved=1")
         except ConsentError as exc:
             errors[exc.field] = exc.en if locale == "en" else exc.sv
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         return render(request, "consents.html",
                       _consent_ctx(conn, principal, person_key, form, errors), 422)
 
@@ -525,7 +496,7 @@ def consent_revoke(request: Request, person_key: str, consent_id: int,
     """Revoke a consent (effective from the next request)."""
     _check_key(request, person_key)
     with request.app.state.engine.begin() as conn:
-        revoke_consent(conn, principal.actor, consent_id)
+        revoke_consent(conn, principal.actor, consent_id, person_key)
     return _redirect(f"/persons/{person_key}/consents?revoked=1")
 
 
@@ -533,9 +504,13 @@ def consent_revoke(request: Request, person_key: str, consent_id: int,
 def sip_post(request: Request, person_key: str, form: dict[str, Any] = Depends(checked_form),
              principal: Principal = Depends(needs_role(*CARE))) -> Response:
     """Store a SIP plan."""
+    from utfall.care import check_person
+
     _check_key(request, person_key)
     locale = locale_of(request)
     engine = request.app.state.engine
+    with engine.connect() as conn:  # the 422 re-render below shows SIPs: check first
+        check_person(conn, principal.actor, person_key, "create")
     errors: dict[str, str] = {}
     meeting = _date(form.get("meeting_date"), services.today())
     if meeting is None:
@@ -562,7 +537,7 @@ def sip_post(request: Request, person_key: str, form: dict[str, Any] = Depends(c
             return _redirect(f"/persons/{person_key}/consents?sip=1")
         except ConsentError as exc:
             errors[exc.field] = exc.en if locale == "en" else exc.sv
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         return render(request, "consents.html",
                       _consent_ctx(conn, principal, person_key, form, errors, sip_errors=True),
                       422)
@@ -618,13 +593,81 @@ def access_log(request: Request, person_key: str,
                principal: Principal = Depends(needs_role(*CARE))) -> Response:
     """The person's extract of who accessed their data (to print and hand over)."""
     _check_key(request, person_key)
-    from utfall.access.policy import require_person_access
-
     with request.app.state.engine.begin() as conn:
-        require_person_access(conn, principal.actor, person_key, "print")
-        rows = person_access_extract(conn, person_key)
-        log_event(conn, principal.actor, "print", person_key, {"what": "access_log_extract"})
+        rows = access_log_for(conn, principal.actor, person_key)
     return render(request, "access_log.html", {"person_key": person_key, "rows": rows})
+
+
+@router.post("/persons/{person_key}/relations", response_class=HTMLResponse)
+def relation_post(request: Request, person_key: str,
+                  form: dict[str, Any] = Depends(checked_form),
+                  principal: Principal = Depends(needs_role("clinician", "social_worker"))
+                  ) -> Response:
+    """Refer or assign the person to another unit (the user's unit has the relation)."""
+    from utfall.access.relations import RelationError, create_relation
+    from utfall.care import check_person
+
+    _check_key(request, person_key)
+    locale = locale_of(request)
+    engine = request.app.state.engine
+    with engine.connect() as conn:
+        check_person(conn, principal.actor, person_key, "change")
+    valid_to = _date(form.get("valid_to")) if form.get("valid_to") else None
+    error: str | None = None
+    if form.get("valid_to") and valid_to is None:
+        error = _text("web.form.bad_date", locale)
+    else:
+        try:
+            with engine.begin() as conn:
+                create_relation(conn, principal.actor, person_key,
+                                unit_id=str(form.get("unit_id") or ""),
+                                basis=str(form.get("basis") or ""), valid_to=valid_to,
+                                note=str(form.get("note") or "")[:500] or None)
+            return _redirect(f"/persons/{person_key}?saved=relation#relations")
+        except RelationError as exc:
+            error = exc.en if locale == "en" else exc.sv
+    with engine.begin() as conn:
+        ctx = _person_context(conn, principal, person_key, None, locale)
+    ctx["relation_error"] = error
+    return render(request, "person.html", ctx, 422)
+
+
+@router.get("/relations", response_class=HTMLResponse)
+def relations_page(request: Request,
+                   principal: Principal = Depends(needs_role("unit_manager"))) -> Response:
+    """The unit manager accepts referrals to the unit (identity number in the body)."""
+    return render(request, "relations.html", {"values": {}, "errors": {}})
+
+
+@router.post("/relations/referral", response_class=HTMLResponse)
+def referral_post(request: Request, form: dict[str, Any] = Depends(checked_form),
+                  principal: Principal = Depends(needs_role("unit_manager"))) -> Response:
+    """Accept a referral: the unit gets a care relation with the person (audited)."""
+    from utfall.care import CareError, accept_referral
+
+    locale = locale_of(request)
+    raw = str(form.get("identity_number", "")).strip()
+    valid_to = _date(form.get("valid_to")) if form.get("valid_to") else None
+    errors: dict[str, str] = {}
+    if form.get("valid_to") and valid_to is None:
+        errors["valid_to"] = _text("web.form.bad_date", locale)
+    if not str(form.get("note") or "").strip():
+        errors["note"] = _text("web.relation.note_needed", locale)
+    try:
+        parse_identity_number(raw)
+    except IdentityNumberError as exc:
+        errors["identity_number"] = _id_error(exc, locale)
+    if errors:
+        return render(request, "relations.html", {"values": form, "errors": errors}, 422)
+    try:
+        with request.app.state.engine.begin() as conn:
+            key = accept_referral(conn, principal.actor, raw,
+                                  note=str(form.get("note") or "")[:500], valid_to=valid_to)
+    except CareError as exc:
+        summary, fields = _care_error_fields(exc, locale)
+        return render(request, "relations.html", {"values": form, "errors": fields,
+                                                  "summary": summary}, 422)
+    return _redirect(f"/persons/{key}?saved=relation#relations")
 
 
 # ------------------------------------------------------------------ unit pages
@@ -720,13 +763,12 @@ def review_page(request: Request, every_k: int = 10, random_n: int = 5, seed: in
     every_k = min(max(every_k, 1), 1000)
     random_n = min(max(random_n, 0), 200)
     seed = seed if seed is not None else secrets.randbelow(10**6)
-    with request.app.state.engine.connect() as conn:
-        sample = sample_events(conn, principal.unit_id, start, end, every_k=every_k,
+    with request.app.state.engine.begin() as conn:  # each person shown is logged as read
+        view = review_overview(conn, principal.actor, start, end, every_k=every_k,
                                random_n=random_n, seed=seed)
-        reviews = list_reviews(conn, principal.unit_id)
-        flagged = unreviewed_emergencies(conn, principal.unit_id)
     return render(request, "review.html", {
-        "sample": sample, "reviews": reviews, "flagged": flagged, "every_k": every_k,
+        "sample": view["sample"], "reviews": view["reviews"], "flagged": view["flagged"],
+        "emergencies": view["emergencies"], "every_k": every_k,
         "random_n": random_n, "seed": seed, "date_from": start.isoformat(),
         "date_to": end.isoformat(), "outcomes": OUTCOMES})
 
@@ -809,41 +851,7 @@ def _funnel(results: Any, indicator_id: str, locale: str, titles: dict[str, Any]
 # ------------------------------------------------------------------ admin
 
 
-@router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, principal: Principal = Depends(needs_role("admin"))
-               ) -> Response:
-    """Accounts and unit memberships."""
-    return render(request, "users.html", _users_ctx(request, {}, None))
-
-
-def _users_ctx(request: Request, values: dict[str, Any], error: str | None) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from utfall.store.models_access import UserAccount, UserUnit
-
-    with request.app.state.engine.connect() as conn:
-        users = conn.execute(select(UserAccount).order_by(UserAccount.username)).all()
-        memberships: dict[int, list[str]] = {}
-        for uid, unit in conn.execute(select(UserUnit.user_id, UserUnit.unit_id)):
-            memberships.setdefault(uid, []).append(unit)
-        units = services.units(conn)
-    return {"users": users, "memberships": memberships, "units": units, "values": values,
-            "error": error, "roles": ("clinician", "social_worker", "unit_manager", "analyst",
-                                      "admin")}
-
-
-@router.post("/admin/users", response_class=HTMLResponse)
-def users_post(request: Request, form: dict[str, Any] = Depends(checked_form),
-               principal: Principal = Depends(needs_role("admin"))) -> Response:
-    """Create a local account."""
-    try:
-        with request.app.state.engine.begin() as conn:
-            create_user(conn, str(form.get("username", "")), str(form.get("role", "")),
-                        as_list(form.get("units")), password=str(form.get("password", "")),
-                        display_name=str(form.get("display_name") or "") or None)
-    except AccountError as exc:
-        return render(request, "users.html", _users_ctx(request, form, str(exc)), 422)
-    return _redirect("/admin/users?saved=1")
+# user administration: utfall.web.pages_accounts
 
 
 # ------------------------------------------------------------------ self-report
@@ -916,4 +924,10 @@ def self_report_post(request: Request, token: str,
             request, token, opened, answers, per, summary=summary), 422)
     except AccessDenied:
         return render(request, "selfreport_closed.html", {}, 404)
+    except Exception as exc:  # the store is busy or down: keep what was typed
+        if not is_unavailable(exc):
+            raise
+        return health.not_saved(request, exc, render(request, "selfreport.html", _self_ctx(
+            request, token, opened, answers, {},
+            summary=_text("web.form.not_saved", locale))))
     return render(request, "selfreport_done.html", {})
