@@ -94,14 +94,59 @@ def revoke_session(conn: Connection, token: str | None) -> None:
         conn.execute(update(WebSession).where(WebSession.id == _hash(token)).values(revoked=True))
 
 
-def revoke_user_sessions(conn: Connection, user_id: int) -> None:
-    """End every session of a user (e.g. when the account is disabled)."""
-    conn.execute(update(WebSession).where(WebSession.user_id == user_id).values(revoked=True))
+def revoke_user_sessions(conn: Connection, user_id: int, *,
+                         except_id: str | None = None) -> None:
+    """End every session of a user (account disabled, role or password changed);
+    ``except_id`` keeps one (the user's own session after changing the password)."""
+    query = update(WebSession).where(WebSession.user_id == user_id)
+    if except_id is not None:
+        query = query.where(WebSession.id != except_id)
+    conn.execute(query.values(revoked=True))
 
 
-def prune_sessions(conn: Connection) -> int:
-    """Delete expired or revoked sessions; returns how many."""
+def prune_sessions(conn: Connection, *, idle_minutes: float = IDLE_MINUTES) -> int:
+    """Delete expired, idle-expired or revoked sessions; returns how many."""
     now = dt.datetime.now(dt.UTC)
+    idle_cutoff = now - dt.timedelta(minutes=idle_minutes)
     result = conn.execute(delete(WebSession).where(
-        (WebSession.expires_at < now) | WebSession.revoked.is_(True)))
+        (WebSession.expires_at < now) | (WebSession.last_seen < idle_cutoff)
+        | WebSession.revoked.is_(True)))
     return result.rowcount or 0
+
+
+# ------------------------------------------------------------------ login CSRF
+
+LOGIN_CSRF_MINUTES = 60
+
+
+def _login_sig(secret: bytes, nonce: str, expires: int) -> str:
+    return hmac.new(secret, f"login-csrf|{nonce}|{expires}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def new_login_csrf(secret: bytes, minutes: int = LOGIN_CSRF_MINUTES) -> str:
+    """A signed pre-session value for the login form: ``nonce.expiry.signature``.
+    The same value goes into the pre-session cookie and the form's hidden field."""
+    nonce = secrets.token_urlsafe(18)
+    expires = int(dt.datetime.now(dt.UTC).timestamp()) + minutes * 60
+    return f"{nonce}.{expires}.{_login_sig(secret, nonce, expires)}"
+
+
+def valid_login_csrf(secret: bytes, value: str | None) -> bool:
+    """True for an unexpired pre-session value this server signed."""
+    try:
+        nonce, expires_text, sig = (value or "").split(".")
+        expires = int(expires_text)
+    except ValueError:
+        return False
+    if expires < dt.datetime.now(dt.UTC).timestamp():
+        return False
+    return hmac.compare_digest(sig, _login_sig(secret, nonce, expires))
+
+
+def check_login_csrf(secret: bytes, cookie: str | None, presented: str | None) -> bool:
+    """Double submit bound to a signed pre-session value: the cookie and the form field
+    must be equal *and* carry this server's signature, so a planted cookie value (any
+    string an attacker chose) is refused."""
+    return bool(cookie and presented) and hmac.compare_digest(cookie or "", presented or "") \
+        and valid_login_csrf(secret, cookie)

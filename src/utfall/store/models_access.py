@@ -38,6 +38,9 @@ class UserAccount(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # migration 0006_accounts
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UserUnit(Base):
@@ -111,6 +114,9 @@ class LoginAttempt(Base):
     client: Mapped[str | None] = mapped_column(String(100), index=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     success: Mapped[bool] = mapped_column(Boolean)
+    # migration 0006_accounts: ok / invalid / backoff / rate_limited; hashed device cookie
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    device: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class AuditReview(Base):

@@ -123,5 +123,10 @@ def check_login_csrf(request: Request, presented: str | None) -> bool:
 
 
 def client_of(request: Request) -> str | None:
-    """The client address (for login rate limiting)."""
-    return request.client.host if request.client else None
+    """The client address (for login rate limiting): the peer, or the forwarded client
+    only when the peer is one of ``UTFALL_TRUSTED_PROXIES`` (``utfall.access.accounts``)."""
+    from utfall.access.accounts import client_address, parse_proxies
+
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"),
+                          parse_proxies(os.environ.get("UTFALL_TRUSTED_PROXIES")))

@@ -1,0 +1,7 @@
+"""OpenID Connect login routes (regional IdP / municipal provider)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
