@@ -9,7 +9,9 @@ bearer requests carry no ambient authority and need none.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -130,3 +132,78 @@ def client_of(request: Request) -> str | None:
     peer = request.client.host if request.client else None
     return client_address(peer, request.headers.get("x-forwarded-for"),
                           parse_proxies(os.environ.get("UTFALL_TRUSTED_PROXIES")))
+
+
+# ------------------------------------------------------------------ response headers
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def served_over_https(request: Request) -> bool:
+    """True over TLS: directly, or behind a proxy uvicorn trusts (its
+    ``--forwarded-allow-ips``, set from ``UTFALL_TRUSTED_PROXIES`` by ``utfall serve``)
+    that says ``X-Forwarded-Proto: https``; ``UTFALL_HSTS=1`` forces it."""
+    if os.environ.get("UTFALL_HSTS", "").lower() in {"1", "true", "yes"}:
+        return True
+    return request.url.scheme == "https"
+
+
+def apply_security_headers(request: Request, response: Response) -> Response:
+    """The security headers every response carries, error pages included."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not request.url.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if served_over_https(request):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+# ------------------------------------------------------------------ log redaction
+
+_TOKEN_PATH = re.compile(r"(/r/|/api/self-report/)[^/?#\s\"]+")
+_TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|access_token|code|state|csrf_token)=)"
+                          r"[^&;#\s\"]*", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` with self-report tokens and ``token=`` (and OIDC code/state) values
+    replaced: tokens never reach a log."""
+    return _TOKEN_QUERY.sub(r"\1" + REDACTED, _TOKEN_PATH.sub(r"\1" + REDACTED, text))
+
+
+class RedactTokens(logging.Filter):
+    """Logging filter that redacts tokens in a record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v
+                           for k, v in record.args.items()}
+        return True
+
+
+_REDACTOR = RedactTokens()
+REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn", "utfall", "utfall.web",
+                    "fastapi")
+
+
+def install_log_redaction() -> None:
+    """Put the token filter on the server's loggers and on every handler of the root
+    and uvicorn loggers (a filter on a logger does not see its children's records)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        for handler in logging.getLogger(name).handlers:
+            if _REDACTOR not in handler.filters:
+                handler.addFilter(_REDACTOR)
