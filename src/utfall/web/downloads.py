@@ -23,7 +23,7 @@ CARE = ("clinician", "social_worker", "unit_manager")
 
 @router.get("/persons/{person_key}/access-log/download")
 def access_log_download(request: Request, person_key: str,
-                        format: Literal["csv", "json"] = "csv",  # noqa: A002 - query name
+                        format: Literal["csv", "json"] = "csv",
                         principal: Principal = Depends(needs_role(*CARE))) -> Response:
     """The person's access extract as a file to hand over."""
     from utfall.access.extracts import access_log_for
