@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import stat
+import time
 
 import pytest
 from sqlalchemy import Engine, text
@@ -22,6 +23,7 @@ from utfall.access.audit import Actor, _digest, _fields, log_event
 from utfall.access.checkpoint import (
     CheckpointRefused,
     prune_before,
+    start_periodic,
     verify_store,
     write_checkpoint,
 )
@@ -226,3 +228,21 @@ def test_prune_only_beyond_retention_and_bridged(settings: Settings, url: str) -
     result = _verify(url)
     assert result.exit_code == 1
     assert "signed prune point" in result.output
+
+
+def test_scheduler_checkpoints_every_n_events(settings: Settings, sqlite_url: str) -> None:
+    """The web app's scheduler writes a checkpoint once N events were logged."""
+    engine = get_engine(sqlite_url)
+    ensure_schema(engine)
+    every = Settings(audit_checkpoint_every=5, audit_checkpoint_minutes=0)
+    start_periodic(engine, every)
+    for _ in range(6):
+        _log(engine, 1)
+    path = settings.effective_checkpoint_file
+    for _ in range(300):  # wait for the background thread (not a speed measurement)
+        if path.exists() and path.read_text().strip():
+            break
+        time.sleep(0.1)
+    record = json.loads(path.read_text().splitlines()[-1])
+    assert record["reason"] == "periodic" and record["count"] >= 5
+    assert verify_store(engine, settings).problems == []

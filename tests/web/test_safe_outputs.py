@@ -119,10 +119,11 @@ def _free_port() -> int:
 
 
 def test_server_access_log_has_no_tokens(world: World, tmp_path: Path) -> None:
-    """The real server (``utfall serve``, uvicorn access log on) never logs a token."""
+    """The real server (``utfall serve``, uvicorn access log on) never logs a token,
+    and sends HSTS when the configured proxy says the client used HTTPS."""
     port = _free_port()
     token = "SeCrEtToKeN0123456789abcdefghij"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "UTFALL_TRUSTED_PROXIES": "127.0.0.1"}
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "utfall", "serve", "--port", str(port)],
@@ -141,6 +142,10 @@ def test_server_access_log_has_no_tokens(world: World, tmp_path: Path) -> None:
             httpx.get(f"{base}/r/{token}?lang=en")
             httpx.get(f"{base}/api/self-report/{token}")
             httpx.get(f"{base}/login?token={token}")
+            # behind the configured TLS proxy: HSTS; a plain request: none
+            proxied = httpx.get(f"{base}/login", headers={"X-Forwarded-Proto": "https"})
+            assert proxied.headers["strict-transport-security"].startswith("max-age=")
+            assert "strict-transport-security" not in httpx.get(f"{base}/login").headers
             time.sleep(0.5)
         finally:
             proc.terminate()

@@ -37,6 +37,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from utfall.store.models import AuditEvent
 log = logging.getLogger("utfall.audit")
 
 KINDS = ("checkpoint", "prune", "reanchor")
+GRACE_SECONDS = 1.0
 UNKNOWN_START = "the first event does not link to the genesis or to a signed prune point"
 
 
@@ -379,8 +381,9 @@ class _Scheduler(threading.Thread):
     def run(self) -> None:  # pragma: no cover - timing dependent
         timeout = self.minutes * 60 if self.minutes else None
         while True:
-            self.wake.wait(timeout)
-            self.wake.clear()
+            if self.wake.wait(timeout):
+                self.wake.clear()
+                time.sleep(GRACE_SECONDS)  # let the transaction that logged the N-th commit
             try:
                 write_checkpoint(self.engine, "periodic", self.settings, force=False)
             except CheckpointRefused as exc:

@@ -41,8 +41,13 @@ def serve(
 
         get_settings.cache_clear()
     console.print(t("cli.serve.start", host=host, port=port))
+    # X-Forwarded-For/-Proto only from the configured proxies (none by default), so the
+    # scheme (Secure cookies, HSTS) and client address cannot be claimed by anyone else
+    proxies = [p.strip() for p in os.environ.get("UTFALL_TRUSTED_PROXIES", "")
+               .replace(";", ",").split(",") if p.strip()]
     uvicorn.run("utfall.web.app:create_app", factory=True, host=host, port=port,
-                workers=workers, proxy_headers=True, server_header=False, log_level="info")
+                workers=workers, proxy_headers=bool(proxies), forwarded_allow_ips=proxies,
+                server_header=False, log_level="info")
 
 
 @users_app.command("add")
@@ -53,21 +58,29 @@ def users_add(
     unit: Annotated[list[str] | None, typer.Option("--unit", help="Unit id (repeatable).")]
     = None,
     display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    provider: Annotated[str | None, typer.Option(
+        "--provider", help="OIDC issuer of an external account (no password).")] = None,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="The external subject (claim value) of --provider.")] = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Skapa en användare / add a local user. The password is read from
-    ``UTFALL_NEW_PASSWORD`` or prompted for (never given as an argument)."""
+    """Skapa en användare / add a user. A local user's password is read from
+    ``UTFALL_NEW_PASSWORD`` or prompted for (never given as an argument); an external
+    (OIDC) user is given ``--provider ISSUER --subject SUB`` instead."""
     from utfall.access.accounts import AccountError, create_user
     from utfall.store.db import ensure_schema, get_engine
 
-    password = os.environ.get("UTFALL_NEW_PASSWORD") or typer.prompt(
-        "Lösenord / password", hide_input=True, confirmation_prompt=True)
+    password = None
+    if provider is None:
+        password = os.environ.get("UTFALL_NEW_PASSWORD") or typer.prompt(
+            "Lösenord / password", hide_input=True, confirmation_prompt=True)
     engine = get_engine(database)
     ensure_schema(engine)
     try:
         with engine.begin() as conn:
             create_user(conn, name, role, unit or [], password=password,
-                        display_name=display_name)
+                        display_name=display_name, provider=provider or "local",
+                        subject=subject)
     except AccountError as exc:
         err_console.print(str(exc), style="bold red", markup=False)
         raise typer.Exit(2) from None
@@ -85,7 +98,7 @@ def users_list(database: DatabaseOpt = None) -> None:
     engine = get_engine(database)
     ensure_schema(engine)
     table = Table()
-    for col in ("user", "role", "units", "login", "active"):
+    for col in ("user", "role", "units", "login", "active", "failed"):
         table.add_column(col)
     with engine.connect() as conn:
         units: dict[int, list[str]] = {}
@@ -93,7 +106,8 @@ def users_list(database: DatabaseOpt = None) -> None:
             units.setdefault(uid, []).append(unit_id)
         for u in conn.execute(select(UserAccount).order_by(UserAccount.username)):
             table.add_row(u.username, u.role, ", ".join(units.get(u.id, [])),
-                          u.identity_provider, "yes" if u.active else "no")
+                          u.identity_provider, "yes" if u.active else "no",
+                          str(u.failed_logins))
     console.print(table)
 
 
