@@ -25,13 +25,15 @@ def progress_bar() -> Progress:
                     TimeElapsedColumn(), console=err_console, transient=True)
 
 
-def run_import(folder: Path, database: str | None) -> int:
-    """Import ``folder``; print the outcome; return the exit code (0 ok, 1 rejected)."""
+def run_import(folder: Path, database: str | None, *, dry_run: bool = False,
+               source: str | None = None) -> int:
+    """Import ``folder`` (or, with ``dry_run``, show what an import would change and
+    write nothing); print the outcome; return the exit code (0 ok, 1 rejected)."""
     from utfall.interop.extract_load import import_extract
     from utfall.interop.extract_validate import ExtractRejected
     from utfall.store.db import get_engine
 
-    engine = get_engine(database)
+    engine = None if dry_run and _missing_sqlite_file(database) else get_engine(database)
     with progress_bar() as bar:
         tasks: dict[str, int] = {}
 
@@ -41,7 +43,8 @@ def run_import(folder: Path, database: str | None) -> int:
             bar.update(tasks[table], completed=done)
 
         try:
-            result = import_extract(folder, engine, progress=report)
+            result = import_extract(folder, engine, progress=report, source=source,
+                                    dry_run=dry_run)
         except ExtractRejected as rejected:
             bar.stop()
             for problem in rejected.errors:
@@ -51,16 +54,43 @@ def run_import(folder: Path, database: str | None) -> int:
     for warning in result.warnings:
         err_console.print(f"{warning} ({t('warning')})", markup=False, highlight=False,
                           soft_wrap=True)
-    table = Table(title=t("import.done", folder=folder.name))
-    table.add_column(t("table"))
-    table.add_column(t("rows"), justify="right")
+    title = t("import.dry_run" if dry_run else "import.done", folder=folder.name)
+    table = Table(title=title)
+    for heading in ("table", "rows", "import.new", "import.changed", "import.unchanged"):
+        table.add_column(t(heading), justify="left" if heading == "table" else "right")
+    table.add_column(t("import.changed_columns"))
     for name, count in result.row_counts.items():
-        table.add_row(name, f"{count:,}".replace(",", " "))
+        change = result.changes.get(name)
+        cells = [change.new, change.changed, change.unchanged] if change else [0, 0, 0]
+        columns = ", ".join(f"{c} {_n(n)}" for c, n in change.columns.items()) if change else ""
+        table.add_row(name, _n(count), *(_n(c) for c in cells), columns)
     console.print(table)
+    if result.source:
+        console.print(t("import.source", source=result.source), markup=False)
+    if dry_run:
+        console.print(t("import.dry_run_written"))
+        return 0
     contacts = result.row_counts.get("contacts", 0)
     console.print(t("import.speed", seconds=f"{result.seconds:.1f}",
                     rate=f"{contacts / max(result.seconds, 1e-9):,.0f}".replace(",", " ")))
     return 0
+
+
+def _n(count: int) -> str:
+    """A count with a space as thousands separator (Swedish style)."""
+    return f"{count:,}".replace(",", " ")
+
+
+def _missing_sqlite_file(database: str | None) -> bool:
+    """True when the store is an SQLite file that does not exist (a dry run must not
+    create it)."""
+    from utfall.config import get_settings
+
+    url = database or get_settings().effective_database_url
+    if not url.startswith("sqlite"):
+        return False
+    path = url.split("///", 1)[-1]
+    return bool(path) and path != ":memory:" and not Path(path).exists()
 
 
 @app.command("import")
@@ -68,9 +98,16 @@ def import_command(
     folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, dir_okay=True,
                                            help="Extract folder (format v1).")],
     database: DatabaseOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Visa vad som skulle ändras, skriv inget / show what would "
+                          "change (new, changed, unchanged per table) and write nothing.")
+    ] = False,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="Källsystem / the source system, when manifest.json names none "
+                         "(scopes contact_id).")] = None,
 ) -> None:
     """Importera ett uttag (format v1) / import an extract folder, all or nothing."""
-    raise typer.Exit(run_import(folder, database))
+    raise typer.Exit(run_import(folder, database, dry_run=dry_run, source=source))
 
 
 @app.command("export-analytics")

@@ -14,7 +14,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from utfall.interop.extract_scan import read_parquet_checked, scan_csv, shown
+from utfall.interop.extract_spec import LINE_CAP
 
 LINE = "_line"
 
@@ -50,11 +52,14 @@ def read_table(folder: Path, name: str) -> RawTable | None:
         file = f"{name}.csv"
         return RawTable(name, file, [], None, [Problem(
             file, 1, "(file)", f"both {name}.csv and {name}.parquet exist; keep one")])
-    if csv_path.exists():
-        return _read_csv(csv_path, name)
-    if pq_path.exists():
-        return _read_parquet(pq_path, name)
-    return None
+    path = csv_path if csv_path.exists() else pq_path if pq_path.exists() else None
+    if path is None:
+        return None
+    try:
+        return _read_csv(path, name) if path is csv_path else _read_parquet(path, name)
+    except (Exception, pl.exceptions.PanicException) as exc:  # never a traceback for input
+        return _problem_table(name, path.name, 1,
+                              f"cannot be read ({type(exc).__name__}: {shown(exc, 80)})")
 
 
 def _problem_table(name: str, file: str, line: int, reason: str) -> RawTable:
@@ -64,14 +69,34 @@ def _problem_table(name: str, file: str, line: int, reason: str) -> RawTable:
 def _read_csv(path: Path, name: str) -> RawTable:
     file = path.name
     with path.open("rb") as fh:
-        first = fh.readline()
+        first = fh.readline(LINE_CAP + 1)
     if not first.strip():
         return _problem_table(name, file, 1, "the file is empty; a header row is required")
+    if first[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return _problem_table(name, file, 1, "the file is UTF-16; save it as UTF-8")
+    if len(first) > LINE_CAP:
+        return _problem_table(name, file, 1, f"line longer than {LINE_CAP // 1024} KiB")
     try:
         first_text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return _problem_table(name, file, 1, "not valid UTF-8")
-    header = [h.strip() for h in next(csv.reader([first_text]))]
+        return _problem_table(name, file, 1, "not valid UTF-8 (Latin-1 or Windows-1252?); "
+                                             "save the file as UTF-8")
+    if "\r" in first_text.rstrip("\r\n"):
+        return _problem_table(name, file, 1, "lines end with CR only; use LF or CRLF "
+                                             "line endings")
+    header = [h.strip() for h in next(csv.reader([first_text.rstrip("\r\n")]), [])]
+    if len(header) == 1 and ";" in header[0]:
+        return _problem_table(name, file, 1, "columns are separated by ';'; extract format "
+                                             "v1 uses commas")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        return RawTable(name, file, [], None, [
+            Problem(file, 1, shown(h) or "(empty)", "column appears twice in the header")
+            for h in twice])
+    scan = scan_csv(path, header)
+    if scan.problem:
+        line, column, reason = scan.problem
+        return RawTable(name, file, [], None, [Problem(file, line, column, reason)])
     try:
         frame = pl.read_csv(
             path,
@@ -84,10 +109,11 @@ def _read_csv(path: Path, name: str) -> RawTable:
     except Exception as exc:  # polars raises several error types for malformed CSV
         return _locate_csv_fault(path, name, header, exc)
     frame = _strip_and_null(frame)
-    if frame.height and any(
-        frame[c].str.contains("\n", literal=True).any() for c in frame.columns
-    ):
+    if scan.multiline:
         lines = _physical_lines(path)
+        if len(lines) != frame.height:
+            return _problem_table(name, file, 1, "cannot be read as CSV consistently "
+                                                 "(line breaks inside quoted fields)")
     else:
         lines = pl.int_range(2, frame.height + 2, eager=True)
     return RawTable(name, file, header, frame.with_columns(pl.Series(LINE, lines, pl.Int64)))
@@ -101,11 +127,16 @@ def _strip_and_null(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _reader(fh):
+    csv.field_size_limit(LINE_CAP)
+    return csv.reader(fh)
+
+
 def _physical_lines(path: Path) -> list[int]:
     """Editor line of each data row when quoted fields contain newlines."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader)
+        reader = _reader(fh)
+        next(reader, None)
         starts = []
         line = reader.line_num + 1
         for _row in reader:
@@ -115,33 +146,33 @@ def _physical_lines(path: Path) -> list[int]:
 
 
 def _locate_csv_fault(path: Path, name: str, header: list[str], exc: Exception) -> RawTable:
-    """Find the first undecodable or ragged row for a precise message."""
+    """Find the first ragged row for a precise message (the file passed :func:`scan_csv`,
+    so it is UTF-8 with bounded lines; the parser's own message may quote data and is
+    never shown)."""
     file = path.name
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return _problem_table(name, file, number, "not valid UTF-8")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader)
-        line = reader.line_num + 1
-        for row in reader:
-            if len(row) != len(header):
-                return _problem_table(
-                    name, file, line, f"{len(row)} fields, the header has {len(header)}")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = _reader(fh)
+            next(reader, None)
             line = reader.line_num + 1
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return _problem_table(name, file, 1, f"cannot be read as CSV: {first_line}")
+            for row in reader:
+                if len(row) > len(header):
+                    return _problem_table(
+                        name, file, line, f"{len(row)} fields, the header has {len(header)}")
+                line = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as error:
+        return _problem_table(name, file, 1, f"cannot be read as CSV: {shown(error, 80)}")
+    return _problem_table(name, file, 1, f"cannot be read as CSV ({type(exc).__name__})")
 
 
 def _read_parquet(path: Path, name: str) -> RawTable:
     file = path.name
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError…
-        return _problem_table(name, file, 1, f"cannot be read as Parquet: {exc}")
+    checked = read_parquet_checked(path)
+    if checked.table is None:
+        return RawTable(name, file, [], None,
+                        [Problem(file, line, column, reason)
+                         for line, column, reason in checked.problems])
+    table = checked.table
     columns = [_to_string(col) for col in table.columns]
     strings = pa.Table.from_arrays(columns, names=table.column_names)
     frame = _strip_and_null(pl.from_arrow(strings))  # type: ignore[arg-type]

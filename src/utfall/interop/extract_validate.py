@@ -37,6 +37,7 @@ from utfall.instruments import (
 )
 from utfall.interop import extract_spec as spec
 from utfall.interop.extract_read import LINE, Problem, RawTable, read_table
+from utfall.interop.extract_scan import shown, shown_expr
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 MUNICIPALITY_RE = r"^\d{4}$"
@@ -60,6 +61,8 @@ class ValidatedExtract:
     warnings: list[Problem] = field(default_factory=list)
     synthetic: bool = False
     content_hash: str = ""
+    source: str | None = None  # the system the extract comes from; scopes contact_id
+    files: dict[str, str] = field(default_factory=dict)  # table -> file name as read
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -94,22 +97,25 @@ def _today() -> dt.date:
 
 def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None = None,
                      programmes: tuple[str, ...] | None = None,
-                     instruments: InstrumentRegistry | None = None) -> ValidatedExtract:
+                     instruments: InstrumentRegistry | None = None,
+                     source: str | None = None) -> ValidatedExtract:
     """Validate every row of the extract in ``folder`` and build store-ready frames.
 
-    Raises :class:`ExtractRejected` with all errors if anything is wrong.
+    ``source`` names the system the extract comes from when its ``manifest.json``
+    does not. Raises :class:`ExtractRejected` with all errors if anything is wrong.
     """
     today = today or _today()
     out = _Collector()
     folder = Path(folder)
     if not folder.is_dir():
-        raise ExtractRejected([Problem(str(folder), 1, "(folder)", "no such folder")], [])
+        raise ExtractRejected([Problem(shown(folder, 200), 1, "(folder)", "no such folder")], [])
     manifest = _read_manifest(folder, out)
+    source = _source(manifest, source, out)
     known_files = {f"{n}.{ext}" for n in spec.ORDER for ext in ("csv", "parquet")}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.name not in known_files and path.name != spec.MANIFEST \
                 and path.suffix.lower() in {".csv", ".parquet"}:
-            out.errors.append(Problem(path.name, 1, "(file)",
+            out.errors.append(Problem(shown(path.name, 100), 1, "(file)",
                                       "not a table of extract format v1"))
     raw: dict[str, RawTable] = {}
     broken: set[str] = set()  # present but unusable: skip references into them
@@ -156,8 +162,23 @@ def validate_extract(folder: Path, secret_key: bytes, *, today: dt.date | None =
     out.warnings.sort(key=lambda p: (order.get(p.file, -1), p.file, p.line, p.column))
     if out.errors:
         raise ExtractRejected(out.errors, out.warnings)
+    if source:
+        frames = _scope_contact_ids(frames, source)
     return ValidatedExtract(folder, frames, out.warnings, bool(manifest.get("synthetic")),
-                            _content_hash(folder))
+                            _content_hash(folder), source,
+                            {name: table.file for name, table in raw.items()})
+
+
+def scoped_contact_id(source: str | None, contact_id: str) -> str:
+    """The stored ``contact_id``: ``source:contact_id`` for an extract with a source."""
+    return f"{source}:{contact_id}" if source else contact_id
+
+
+def _scope_contact_ids(frames: dict[str, pl.DataFrame], source: str) -> dict[str, pl.DataFrame]:
+    scoped = pl.lit(source + ":") + pl.col("contact_id")
+    return {name: frame.with_columns(scoped.alias("contact_id"))
+            if name in ("contacts", "procedures") else frame
+            for name, frame in frames.items()}
 
 
 def _read_manifest(folder: Path, out: _Collector) -> dict:
@@ -165,14 +186,43 @@ def _read_manifest(folder: Path, out: _Collector) -> dict:
     if not path.exists():
         return {}
     try:
+        if not path.is_file():
+            raise ValueError("not a file")
+        if path.stat().st_size > spec.MANIFEST_CAP:
+            raise ValueError(f"larger than {spec.MANIFEST_CAP // 1024} KiB")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        out.errors.append(Problem(spec.MANIFEST, 1, "(file)", f"not valid JSON: {exc}"))
+    except UnicodeDecodeError:
+        out.errors.append(Problem(spec.MANIFEST, 1, "(file)", "not valid UTF-8"))
+        return {}
+    except Exception as exc:  # ValueError, RecursionError (deep nesting), OSError
+        out.errors.append(Problem(spec.MANIFEST, 1, "(file)",
+                                  f"not valid JSON: {shown(exc, 80)}"))
         return {}
     if not isinstance(data, dict):
         out.errors.append(Problem(spec.MANIFEST, 1, "(file)", "must be a JSON object"))
         return {}
     return data
+
+
+def _source(manifest: dict, given: str | None, out: _Collector) -> str | None:
+    """The extract's source system (manifest ``source`` or ``--source``), checked."""
+    value = manifest.get("source")
+    if value is not None and given is not None and value != given:
+        out.errors.append(Problem(spec.MANIFEST, 1, "source",
+                                  f"'{shown(value)}' differs from the source given on the "
+                                  f"command line ('{shown(given)}')"))
+        return None
+    value = value if value is not None else given
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > spec.SOURCE_MAX \
+            or not spec.SOURCE_RE.match(value):
+        out.errors.append(Problem(spec.MANIFEST, 1, "source",
+                                  f"'{shown(value)}' is not a source name (1–{spec.SOURCE_MAX} "
+                                  "letters A–Z, digits, '.', '_' or '-', starting with a letter "
+                                  "or digit)"))
+        return None
+    return value
 
 
 def _content_hash(folder: Path) -> str:
@@ -194,13 +244,13 @@ def _check_header(table: RawTable, out: _Collector) -> bool:
     unknown: list[str] = []
     for name in table.header:
         if name in seen:
-            out.errors.append(Problem(table.file, 1, name, "column appears twice in the header"))
+            out.errors.append(Problem(table.file, 1, shown(name),
+                                      "column appears twice in the header"))
             ok = False
         seen.add(name)
-        is_item = table.name == "assessments" and name.startswith(spec.ITEM_PREFIX) \
-            and name[len(spec.ITEM_PREFIX):].isdigit()
+        is_item = table.name == "assessments" and bool(spec.ITEM_RE.match(name))
         if name not in known and not is_item:
-            out.errors.append(Problem(table.file, 1, name or "(empty)",
+            out.errors.append(Problem(table.file, 1, shown(name) or "(empty)",
                                       "unknown column (not in extract format v1)"))
             unknown.append(name)
     for col in columns:
@@ -231,42 +281,73 @@ def _basic_checks(table: RawTable, out: _Collector, today: dt.date,
     df = _ensure(table.frame, [c.name for c in spec.TABLES[table.name]])  # type: ignore[arg-type]
     file = table.file
     for col in spec.TABLES[table.name]:
+        if col.required and col.kind not in {"ref_contact"}:
+            out.fail(file, df, pl.col(col.name).is_null(), col.name, "required value is missing")
+    df = _check_characters(table, df, out)
+    for col in spec.TABLES[table.name]:
         if enums and col.name in enums:
             col = spec.Column(col.name, col.kind, col.required, enums[col.name])
         c = pl.col(col.name)
-        if col.required and col.kind not in {"ref_contact"}:
-            out.fail(file, df, c.is_null(), col.name, "required value is missing")
         present = c.is_not_null()
         if col.kind == "enum":
             out.fail(file, df, present & ~c.is_in(list(col.values)), col.name,
-                     pl.format("'{}' is not one of: " + ", ".join(col.values), c))
+                     pl.format("'{}' is not one of: " + ", ".join(col.values), shown_expr(c)))
         elif col.kind == "date":
             parsed = c.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
             bad = present & (~c.str.contains(DATE_RE) | parsed.is_null())
             out.fail(file, df, bad, col.name,
-                     pl.format("'{}' is not a date in the form YYYY-MM-DD", c))
+                     pl.format("'{}' is not a date in the form YYYY-MM-DD", shown_expr(c)))
             out.fail(file, df, ~bad & present & (parsed > pl.lit(today)), col.name,
-                     pl.format("{} is in the future", c))
+                     pl.format("{} is in the future", shown_expr(c)))
             df = df.with_columns(parsed.alias(col.name))
         elif col.kind == "municipality":
             out.fail(file, df, present & ~c.str.contains(MUNICIPALITY_RE), col.name,
-                     pl.format("'{}' is not a 4-digit municipality code", c))
+                     pl.format("'{}' is not a 4-digit municipality code", shown_expr(c)))
         elif col.kind == "kva":
             up = c.str.to_uppercase()
             out.fail(file, df, present & ~up.str.contains(KVA_PATTERN.pattern), col.name,
-                     pl.format("'{}' is not a well-formed KVÅ code", c))
+                     pl.format("'{}' is not a well-formed KVÅ code", shown_expr(c)))
             df = df.with_columns(up.alias(col.name))
         elif col.kind == "atc":
             up = c.str.to_uppercase()
             out.fail(file, df, present & ~up.str.contains(ATC_PATTERN.pattern), col.name,
-                     pl.format("'{}' is not a well-formed ATC code", c))
+                     pl.format("'{}' is not a well-formed ATC code", shown_expr(c)))
             df = df.with_columns(up.alias(col.name))
         elif col.kind == "icd10":
             norm = c.str.to_uppercase().str.replace_all(".", "", literal=True)
             out.fail(file, df, present & ~norm.str.contains(ICD10_PATTERN.pattern), col.name,
-                     pl.format("'{}' is not a well-formed ICD-10-SE code", c))
+                     pl.format("'{}' is not a well-formed ICD-10-SE code", shown_expr(c)))
             df = df.with_columns(norm.alias(col.name))
     return df
+
+
+def _check_characters(table: RawTable, df: pl.DataFrame, out: _Collector) -> pl.DataFrame:
+    """Maximum length and allowed characters of every column (the same for every store).
+
+    A value that breaks them is reported once and then treated as absent, so no later
+    rule repeats it; the folder is rejected anyway.
+    """
+    specs = {c.name: c for c in spec.TABLES[table.name]}
+    bad_cells = []
+    for name in df.columns:
+        if name == LINE:
+            continue
+        col = specs.get(name, spec.ITEM_COLUMN)
+        c = pl.col(name)
+        length = c.str.len_chars()
+        too_long = c.is_not_null() & (length > col.max_len)
+        out.fail(table.file, df, too_long, name,
+                 pl.format(f"longer than {col.max_len} characters ({{}})", length))
+        forbidden = spec.FORBIDDEN_IN_FREE_TEXT if col.free_text else spec.FORBIDDEN_CHARS
+        bad_char = c.is_not_null() & ~too_long & c.str.contains(forbidden)
+        hits = df.filter(bad_char)
+        if hits.height:
+            reasons = [f"contains the control character U+{ord(ch):04X}, not allowed here"
+                       for ch in hits[name].str.extract(f"({forbidden})", 1).to_list()]
+            out.add(table.file, hits.select(LINE, pl.lit(name).alias("column"),
+                                            pl.Series("reason", reasons, pl.String)))
+        bad_cells.append(pl.when(too_long | bad_char).then(None).otherwise(c).alias(name))
+    return df.with_columns(bad_cells) if bad_cells else df
 
 
 def _duplicates(df: pl.DataFrame, key: str, what: str) -> pl.DataFrame:
@@ -289,7 +370,7 @@ def _units(table: RawTable | None, out: _Collector, today: dt.date) -> pl.DataFr
         pl.col("principal_type").first().alias("_pt"), pl.col(LINE).first().alias("_first"))
     clash = orgs.join(first, on="organisation").filter(pl.col("principal_type") != pl.col("_pt"))
     out.fail(table.file, clash, pl.lit(True), "principal_type",
-             pl.format("organisation '{}' is '{}' on line {}", pl.col("organisation"),
+             pl.format("organisation '{}' is '{}' on line {}", shown_expr(pl.col("organisation")),
                        pl.col("_pt"), pl.col("_first")))
     return df.select("unit_id", "name", "organisation", "principal_type", "care_level",
                      "municipality_code", LINE)
@@ -327,7 +408,7 @@ def _persons(table: RawTable | None, out: _Collector, secret: bytes,
             .with_columns(pl.lit("person_id").alias("column")))
     out.fail(table.file, valid, pl.col("sex").is_not_null() & (pl.col("sex") != pl.col("_sex")),
              "sex", pl.format("'{}' does not match the identity number's sex digit",
-                              pl.col("sex")), warning=True)
+                              shown_expr(pl.col("sex"))), warning=True)
     out.fail(table.file, valid, pl.col("death_date") < pl.col("_birth"), "death_date",
              "before the date of birth")
     keys = {c: person_key(c, secret) for c in valid["_canonical"].unique().to_list()}
@@ -336,7 +417,7 @@ def _persons(table: RawTable | None, out: _Collector, secret: bytes,
     return valid.select(
         pl.col("person_id").alias("_raw"), "person_key", pl.col("_canonical").alias("canonical"),
         "coordination_number", "sex", pl.col("_birth").alias("birth_date"),
-        pl.col("_birth"), "municipality_code", "death_date")
+        pl.col("_birth"), "municipality_code", "death_date", LINE)
 
 
 @dataclass
@@ -391,7 +472,7 @@ class _Context:
             ).drop("_key2", "_perr", "_b2", "_d2")
         self.out.fail(file, df, pl.lit("units" not in self.broken) & pl.col("unit_id").is_not_null()
                       & ~pl.col("unit_id").is_in(self.unit_ids.implode()),
-                      "unit_id", pl.format("no unit '{}' in units", pl.col("unit_id")))
+                      "unit_id", pl.format("no unit '{}' in units", shown_expr(pl.col("unit_id"))))
         return df
 
     def dated(self, table: RawTable, df: pl.DataFrame, start: str, end: str | None) -> None:
@@ -443,7 +524,7 @@ def _contacts(table: RawTable, ctx: _Context) -> pl.DataFrame:
             if g and g not in groups:
                 groups.append(g)
         combos[key] = (";".join(parts) or None, ";".join(sorted(groups)) or None,
-                       ", ".join(f"'{b}'" for b in bad) or None)
+                       ", ".join(f"'{shown(b)}'" for b in bad) or None)
     combo = pl.DataFrame({"_combo": list(combos),
                           "_other": [v[0] for v in combos.values()],
                           "psych_groups": [v[1] for v in combos.values()],
@@ -477,10 +558,10 @@ def _procedures(table: RawTable, ctx: _Context, contacts: pl.DataFrame | None) -
     linked = pl.col("contact_id").is_not_null()
     out.fail(file, df, linked & pl.col("_cpk").is_null() & pl.lit("contacts" not in ctx.broken),
              "contact_id",
-             pl.format("no contact '{}' in contacts", pl.col("contact_id")))
+             pl.format("no contact '{}' in contacts", shown_expr(pl.col("contact_id"))))
     out.fail(file, df, linked & pl.col("_cpk").is_not_null() & pl.col("person_key").is_not_null()
              & (pl.col("_cpk") != pl.col("person_key")), "contact_id",
-             pl.format("contact '{}' belongs to another person", pl.col("contact_id")))
+             pl.format("contact '{}' belongs to another person", shown_expr(pl.col("contact_id"))))
     _unknown_codes(df, "kva_code", set(code_systems().kva), "KVÅ", file, out)
     df = df.unique(["person_key", "unit_id", "date", "contact_id", "kva_code"], keep="first",
                    maintain_order=True)
@@ -498,7 +579,8 @@ def _unknown_codes(df: pl.DataFrame, column: str, known: set[str], system: str, 
     out.add(file, summary.select(
         LINE, pl.lit(column).alias("column"),
         pl.format(f"unknown {system} code '{{}}' kept as registered, not classified "
-                  "({} row(s))", pl.col(column), pl.col("n")).alias("reason")), warning=True)
+                  "({} row(s))", shown_expr(pl.col(column)), pl.col("n")).alias("reason")),
+            warning=True)
 
 
 def _medications(table: RawTable, ctx: _Context) -> pl.DataFrame:
@@ -535,17 +617,17 @@ def _assessments(table: RawTable, ctx: _Context, registry: InstrumentRegistry) -
     out, file = ctx.out, table.file
     df = ctx.resolve_persons(table, df)
     ctx.dated(table, df, "date", None)
-    items = sorted((c for c in df.columns if c.startswith(spec.ITEM_PREFIX)),
+    items = sorted((c for c in df.columns if spec.ITEM_RE.match(c)),
                    key=lambda c: int(c[len(spec.ITEM_PREFIX):]))
     for item in items:
         as_int = pl.col(item).cast(pl.Int64, strict=False)
         out.fail(file, df, pl.col(item).is_not_null() & as_int.is_null(), item,
-                 pl.format("'{}' is not a whole number", pl.col(item)))
+                 pl.format("'{}' is not a whole number", shown_expr(pl.col(item))))
     df = df.with_columns([pl.col(i).cast(pl.Int64, strict=False) for i in items])
     out.fail(file, df, pl.col("instrument").is_not_null()
              & ~pl.col("instrument").is_in(registry.ids()), "instrument",
              pl.format("unknown instrument '{}' (known: " + ", ".join(registry.ids()) + ")",
-                       pl.col("instrument")))
+                       shown_expr(pl.col("instrument"))))
     df = _score_assessments(df, items, ctx, registry, file)
     answers = pl.struct(items).struct.json_encode() if items else pl.lit("{}")
     df = df.with_columns(answers.alias("answers"))

@@ -75,7 +75,8 @@ class Contact(Base):
     """A visit, stay or social-services contact with its diagnoses."""
 
     __tablename__ = "contact"
-    contact_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # ``source:contact_id`` when the extract names its source system (0004_import_integrity)
+    contact_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     person_key: Mapped[str] = mapped_column(PERSON_KEY, ForeignKey("person.person_key"), index=True)
     unit_id: Mapped[str] = mapped_column(ForeignKey("unit.unit_id"))
     date: Mapped[dt.date] = mapped_column(Date)
@@ -86,6 +87,7 @@ class Contact(Base):
     other_dx: Mapped[str | None] = mapped_column(Text)
     psych_groups: Mapped[str | None] = mapped_column(String(100))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
+    source: Mapped[str | None] = mapped_column(String(30))  # the extract's source system
 
 
 class Procedure(Base):
@@ -96,7 +98,7 @@ class Procedure(Base):
     person_key: Mapped[str] = mapped_column(PERSON_KEY, ForeignKey("person.person_key"), index=True)
     unit_id: Mapped[str] = mapped_column(ForeignKey("unit.unit_id"))
     date: Mapped[dt.date] = mapped_column(Date)
-    contact_id: Mapped[str | None] = mapped_column(String(64))
+    contact_id: Mapped[str | None] = mapped_column(String(100))
     kva_code: Mapped[str] = mapped_column(String(10))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id"))
 
@@ -160,6 +162,8 @@ class ImportBatch(Base):
     finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     row_counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     warnings: Mapped[list[Any]] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(String(30))  # manifest.json "source"
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # new/changed per table
 
 
 class AuditEvent(Base):
