@@ -296,6 +296,23 @@ class ReliableChange(_Model):
         return self
 
 
+class Coding(_Model):
+    """A code from a standard or local code system (interoperability data)."""
+
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+
+class InstrumentCodes(_Model):
+    """Standard codes of an instrument (FHIR, registers). Only verified codes belong
+    here; without them Utfall uses instrument-local codes (docs/interoperability.md)."""
+
+    questionnaire: Coding | None = Field(default=None, description="panel / form code")
+    total: Coding | None = Field(default=None, description="code of the total score")
+    source: str | None = Field(default=None, description="where the codes were verified")
+
+
 class InstrumentDefinition(_Model):
     """A whole instrument file."""
 
@@ -315,6 +332,7 @@ class InstrumentDefinition(_Model):
     scoring: Scoring = Field(default_factory=Scoring)
     bands: tuple[BandSet, ...] = ()
     reliable_change: ReliableChange | None = None
+    codes: InstrumentCodes | None = None
 
     @model_validator(mode="after")
     def _cross_check(self) -> InstrumentDefinition:
