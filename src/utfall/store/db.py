@@ -89,6 +89,16 @@ def is_locked_error(exc: BaseException) -> bool:
         "locked" in text or "busy" in text)
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the store cannot be used right now (unreachable, connection
+    lost, pool exhausted, still locked after waiting, a PostgreSQL statement or lock
+    timeout) rather than a bug: such failures are answered 503 with ``Retry-After``."""
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError |
+                  sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
 def _begin_sqlite(conn: Connection) -> None:
     """Emit our own ``BEGIN`` (pysqlite's is off); retry a locked ``BEGIN IMMEDIATE``."""
     mode = str(conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")).upper()
@@ -206,15 +216,24 @@ def upgrade(engine: Engine | None = None, revision: str = "heads") -> None:
     command.upgrade(alembic_config(engine or get_engine()), revision)
 
 
+@cache
+def code_heads() -> frozenset[str]:
+    """The head revisions of the packaged migrations."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
 def migration_state(engine: Engine) -> tuple[set[str], set[str]]:
     """``(current revisions of the store, head revisions of the code)``."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
-    return current, heads
+    return current, set(code_heads())
 
 
 def ensure_schema(engine: Engine) -> None:
