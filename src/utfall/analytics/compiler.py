@@ -493,12 +493,22 @@ def time_to_events(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileC
     c = tables["contact"]
     nxt = c.filter(c.contact_type.isin(ind.numerator.contact_types or []))
     nxt = nxt.select(c.person_key, n_date=c.date)
+    # a discharge is its (contact id, person, end date): duplicate or missing contact ids
+    # never borrow another discharge's next contact
+    ev = ev.mutate(ckey=ev.contact_id.fill_null(""))
     j = ev.inner_join(nxt, "person_key").filter(lambda t: t.n_date >= t.end_date)
-    first = j.group_by("contact_id").aggregate(n_date=j.n_date.min())
-    ev = ev.left_join(first, "contact_id")
-    ev = ev.drop("contact_id_right") if "contact_id_right" in ev.columns else ev
+    keys = ["ckey", "person_key", "end_date"]
+    first = j.group_by(keys).aggregate(n_date=j.n_date.min())
+    ev = ev.left_join(first, keys)
+    ev = ev.drop(*[k for k in ev.columns if k.endswith("_right")])
     days = ev.n_date.delta(ev.end_date, unit="day")
     return ev.select("contact_id", "person_key", "unit_id", "dx_group", "end_date", days=days)
+
+
+def discharge_subject(ev: ir.Table) -> ir.StringValue:
+    """The subject of a time_to indicator: the discharge, i.e. person and contact id
+    (a contact id reused by another person is another discharge)."""
+    return ev.person_key.fill_null("").concat("/", ev.contact_id.fill_null(""))
 
 
 def _base_time_to(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
@@ -511,11 +521,11 @@ def _base_time_to(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         within = ind.window.days or 0
         ev = ev.filter(as_of.delta(ev.end_date, unit="day") >= within)
         num = ev.days.notnull() & (ev.days <= within)
-        return _base(ev, period=_year(ev.end_date), subject=ev.contact_id, unit_id=ev.unit_id,
-                     dx_group=ev.dx_group, num=num.fill_null(False))
+        return _base(ev, period=_year(ev.end_date), subject=discharge_subject(ev),
+                     unit_id=ev.unit_id, dx_group=ev.dx_group, num=num.fill_null(False))
     ev = ev.filter(ev.days.notnull())
-    return _base(ev, period=_year(ev.end_date), subject=ev.contact_id, unit_id=ev.unit_id,
-                 dx_group=ev.dx_group, val=ev.days)
+    return _base(ev, period=_year(ev.end_date), subject=discharge_subject(ev),
+                 unit_id=ev.unit_id, dx_group=ev.dx_group, val=ev.days)
 
 
 def build_base(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileContext) -> ir.Table:

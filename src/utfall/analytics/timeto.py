@@ -20,7 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from utfall.analytics.catalogue import Indicator
-from utfall.analytics.compiler import CompileContext, _level, _year, enrich
+from utfall.analytics.compiler import (
+    CompileContext,
+    _level,
+    _year,
+    discharge_subject,
+    enrich,
+)
 from utfall.analytics.schema import raw_cells
 
 
@@ -29,7 +35,7 @@ def enriched_events(
 ) -> ir.Table:
     """Index events with ``period`` (year of ``end_date``), ``subject`` and attributes."""
     ev = events.select(
-        period=_year(events.end_date).cast("int64"), subject=events.contact_id.cast("string"),
+        period=_year(events.end_date).cast("int64"), subject=discharge_subject(events),
         person_key=events.person_key, unit_id=events.unit_id.cast("string"),
         dx_group=events.dx_group.cast("string"), end_date=events.end_date, days=events.days,
     )

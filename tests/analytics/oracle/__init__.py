@@ -1,0 +1,1 @@
+"""Independent reference evaluator of the indicator catalogue (see ``evaluator.py``)."""
