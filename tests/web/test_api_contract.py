@@ -1,5 +1,6 @@
-"""API contract: 401 without a session, 403 outside scope, consent across principals,
-analysts never see person-level data, revocation takes effect at once."""
+"""API contract: 401 without a session, 403 for roles without person-level access, 404
+(the same as for an unknown person) outside the care relation, consent across
+principals, analysts never see person-level data, revocation takes effect at once."""
 
 from __future__ import annotations
 
@@ -42,13 +43,14 @@ def test_every_personal_route_needs_a_session(anon: TestClient, world: World) ->
                     headers=bogus).status_code == 401
 
 
-# who may read whose timeline without any consent (own unit's care relation only)
+# who may read whose timeline without any consent (own unit's care relation only);
+# 404 = the answer for an unknown person, 403 = the role has no person-level access
 READ = {
-    "clin": {"region": 200, "both": 200, "soc": 403},
-    "clin2": {"region": 403, "both": 403, "soc": 403},  # another unit, no care relation
-    "soc": {"region": 403, "both": 200, "soc": 200},
-    "soc_lund": {"region": 403, "both": 403, "soc": 403},
-    "boss": {"region": 200, "both": 200, "soc": 403},
+    "clin": {"region": 200, "both": 200, "soc": 404},
+    "clin2": {"region": 404, "both": 404, "soc": 404},  # another unit, no care relation
+    "soc": {"region": 404, "both": 200, "soc": 200},
+    "soc_lund": {"region": 404, "both": 404, "soc": 404},
+    "boss": {"region": 200, "both": 200, "soc": 404},
     "ana": {"region": 403, "both": 403, "soc": 403},
     "root": {"region": 403, "both": 403, "soc": 403},
 }
@@ -63,7 +65,7 @@ def test_person_reads_by_role(login, world: World, user: str) -> None:
                      f"/api/persons/{key}/access-log"):
             r = client.get(path)
             assert r.status_code == expected, (user, person, path, r.text)
-            if expected == 403:
+            if expected in (403, 404):
                 assert HEX64.findall(r.text) == [] and "entries" not in r.text
 
 
@@ -83,25 +85,32 @@ def test_timeline_shows_only_own_principal_without_consent(login, world: World) 
 def test_consent_shares_categories_and_revocation_is_immediate(login, world: World) -> None:
     clin, soc, soc_lund = login("clin"), login("soc"), login("soc_lund")
     key = world.keys["region"]
-    assert soc.get(f"/api/persons/{key}/timeline").status_code == 403
+    assert soc.get(f"/api/persons/{key}/timeline").status_code == 404
     r = clin.post(f"/api/persons/{key}/consents", json={
         "to_organisation_id": world.org["Malmö stad"], "categories": ["assessments"],
         "valid_from": dt.date.today().isoformat()})
     assert r.status_code == 201, r.text
     consent_id = r.json()["consent_id"]
+    # a consent alone does not open the person: Malmö's unit needs a care relation
+    assert soc.get(f"/api/persons/{key}/timeline").status_code == 404
+    r = clin.post(f"/api/persons/{key}/relations", json={"unit_id": "soc-malmo",
+                                                          "basis": "sip"})
+    assert r.status_code == 201, r.text
     tl = soc.get(f"/api/persons/{key}/timeline")
     assert tl.status_code == 200
     data = tl.json()
     assert [a["instrument"] for a in data["assessments"]] == ["audit-c"]
     assert data["contacts"] == [] and data["hidden"] == 1
-    assert soc_lund.get(f"/api/persons/{key}/timeline").status_code == 403
-    # the receiving side may not change the region's data
-    assert soc.post(f"/api/persons/{key}/consents", json={
-        "to_organisation_id": world.org["Lunds kommun"], "categories": ["assessments"],
-        "valid_from": dt.date.today().isoformat()}).status_code == 403
-    assert soc_lund.post(f"/api/consents/{consent_id}/revoke").status_code == 403
+    assert soc_lund.get(f"/api/persons/{key}/timeline").status_code == 404
+    # a unit without a relation may neither record nor revoke (by sequential id)
+    assert soc_lund.post(f"/api/persons/{key}/consents", json={
+        "to_organisation_id": world.org["Malmö stad"], "categories": ["assessments"],
+        "valid_from": dt.date.today().isoformat()}).status_code == 404
+    assert soc_lund.post(f"/api/consents/{consent_id}/revoke").status_code == 404
+    assert login("boss").post(f"/api/consents/{consent_id}/revoke").status_code == 403
     assert clin.post(f"/api/consents/{consent_id}/revoke").status_code == 200
-    assert soc.get(f"/api/persons/{key}/timeline").status_code == 403
+    after = soc.get(f"/api/persons/{key}/timeline").json()
+    assert after["assessments"] == [] and after["hidden"] == 2
 
 
 def test_analyst_gets_aggregates_only(login, world: World) -> None:
@@ -119,7 +128,7 @@ def test_analyst_gets_aggregates_only(login, world: World) -> None:
     assert clin.get("/api/analytics/regional").status_code == 403
 
 
-@pytest.mark.parametrize(("user", "status"), [("clin", 201), ("clin2", 201), ("soc", 201),
+@pytest.mark.parametrize(("user", "status"), [("clin", 201), ("clin2", 404), ("soc", 404),
                                               ("boss", 403), ("ana", 403), ("root", 403)])
 def test_record_assessment_by_role(login, world: World, user: str, status: int) -> None:
     client = login(user)
@@ -128,15 +137,15 @@ def test_record_assessment_by_role(login, world: World, user: str, status: int) 
     assert r.status_code == status, r.text
 
 
-def test_recording_starts_a_care_relation_at_the_unit(login, world: World) -> None:
+def test_recording_does_not_start_a_care_relation(login, world: World) -> None:
     clin2 = login("clin2")
     key = world.keys["region"]
-    assert clin2.get(f"/api/persons/{key}/timeline").status_code == 403
+    assert clin2.get(f"/api/persons/{key}/timeline").status_code == 404
     assert clin2.post(f"/api/persons/{key}/assessments", json={
         "instrument": "audit-c", "answers": {"item_1": 1, "item_2": 0, "item_3": 0}}
-    ).status_code == 201
-    tl = clin2.get(f"/api/persons/{key}/timeline")
-    assert tl.status_code == 200 and len(tl.json()["assessments"]) == 2
+    ).status_code == 404
+    assert clin2.get(f"/api/persons/{key}/timeline").status_code == 404
+    assert len(login("clin").get(f"/api/persons/{key}/timeline").json()["assessments"]) == 1
 
 
 def test_invalid_answers_give_field_errors(login, world: World) -> None:
@@ -161,9 +170,10 @@ def test_search_and_register(login, world: World) -> None:
     assert r.status_code == 404
     r = clin.post("/api/persons", json={"identity_number": "200002292381"})
     assert r.status_code == 201
-    soc = login("soc")  # the region's person: found, but refused without consent
-    assert soc.post("/api/persons/search",
-                    json={"identity_number": "198506152381"}).status_code == 403
+    soc = login("soc")  # the region's person: the same answer as for an unknown one
+    unknown = soc.post("/api/persons/search", json={"identity_number": "200112122387"})
+    known = soc.post("/api/persons/search", json={"identity_number": "198506152381"})
+    assert known.status_code == unknown.status_code == 404 and known.text == unknown.text
 
 
 def test_unit_scope_of_worklist_and_review(login) -> None:

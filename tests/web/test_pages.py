@@ -73,6 +73,8 @@ def test_error_pages_without_traces(browser, world: World) -> None:
     assert r.status_code == 404 and "Sidan finns inte" in r.text and "Traceback" not in r.text
     r = client.get("/persons/" + "z" * 64)
     assert r.status_code == 404
+    r = client.get("/persons/" + "0" * 64)  # well-formed but unknown: 404, never 500
+    assert r.status_code == 404 and "Traceback" not in r.text
     r = client.get("/admin/users")
     assert r.status_code == 403 and "Åtkomst nekad" in r.text
 
@@ -138,21 +140,53 @@ def test_record_audit_with_field_errors_then_success(browser, world: World) -> N
     assert "<svg" in page.text
 
 
-def test_social_worker_refused_then_emergency(browser, world: World) -> None:
-    client, csrf = browser("soc")
-    key = world.keys["region"]
+def _laro_only_person(world: World) -> str:
+    """A person known only at reg-laro (same region as clin/boss, no relation at reg-ber)."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from tests.web.factory import SYSTEM
+    from utfall.care import register_person
+    from utfall.store.models import Contact
+
+    with world.engine.begin() as conn:
+        key = register_person(conn, SYSTEM, "196403273813")
+        conn.execute(insert(Contact).values(contact_id="c-laro", person_key=key,
+                                            unit_id="reg-laro", date=dt.date.today(),
+                                            contact_type="visit", main_dx="F11.2",
+                                            dx_group="F11"))
+    return key
+
+
+def test_refusal_is_uniform_and_emergency_only_in_health_care(browser, world: World) -> None:
+    soc, soc_csrf = browser("soc")
+    region, unknown = world.keys["region"], "ab" * 32
+    known = soc.get(f"/persons/{region}")
+    missing = soc.get(f"/persons/{unknown}")
+    assert known.status_code == missing.status_code == 404
+    assert known.text.replace(region, unknown) == missing.text  # no existence oracle
+    assert "vårdrelation" in known.text and "Nödåtkomst" not in known.text
+    assert "Skriv in personen" not in known.text
+    r = soc.post(f"/persons/{region}/emergency",
+                 data={"csrf_token": soc_csrf, "reason": "Akut förgiftning, behöver uppgifter"})
+    assert r.status_code == 403  # social services have no emergency route into health care
+    key = _laro_only_person(world)
+    client, csrf = browser("clin")
     r = client.get(f"/persons/{key}")
-    assert r.status_code == 403 and "samtyckt" in r.text and "Nödåtkomst" in r.text
+    assert r.status_code == 404 and "Nödåtkomst" in r.text
     r = client.post(f"/persons/{key}/emergency", data={"csrf_token": csrf, "reason": "kort"})
     assert r.status_code == 422
     r = client.post(f"/persons/{key}/emergency",
                     data={"csrf_token": csrf, "reason": "Akut förgiftning, behöver uppgifter"})
-    assert r.status_code == 200 and "Nödåtkomst: allt visas" in r.text
+    assert r.status_code == 200 and "Nödåtkomst (tidsbegränsad" in r.text
+    assert client.get(f"/persons/{key}").status_code == 200  # the access runs 4 hours
     with world.engine.connect() as conn:
         events = conn.execute(select(AuditEvent).where(AuditEvent.person_key == key)).all()
     assert any(e.detail.get("denied") for e in events)
-    assert any(e.detail.get("emergency") for e in events)
-    boss, boss_csrf = browser("soc_boss")  # the manager of the unit acted from
+    reads = [e for e in events if e.actor == "clin" and e.detail.get("what") == "timeline"]
+    assert len(reads) == 2 and all(e.detail.get("emergency") for e in reads)
+    boss, boss_csrf = browser("boss")  # the manager of the unit acted from
     page = boss.get("/review")
     assert page.status_code == 200 and "nödåtkomster väntar på granskning" in page.text
     assert "Akut förgiftning" in page.text
@@ -161,8 +195,8 @@ def test_social_worker_refused_then_emergency(browser, world: World) -> None:
                                "findings": "Nödåtkomsten var befogad.",
                                "date_from": "2020-01-01", "date_to": "2030-01-01"})
     assert "väntar på granskning" not in boss.get("/review").text
-    region_boss, _ = browser("boss")  # another unit's manager does not see it
-    assert "Akut förgiftning" not in region_boss.get("/review").text
+    other_boss, _ = browser("soc_boss")  # another unit's manager does not see it
+    assert "Akut förgiftning" not in other_boss.get("/review").text
 
 
 def test_consent_page_flow(browser, world: World) -> None:
@@ -180,6 +214,11 @@ def test_consent_page_flow(browser, world: World) -> None:
         follow_redirects=False)
     assert r.status_code == 303
     soc, soc_csrf = browser("soc")
+    assert soc.get(f"/persons/{key}").status_code == 404  # a consent is not a relation
+    r = clin.post(f"/persons/{key}/relations", data={"csrf_token": csrf, "unit_id": "soc-malmo",
+                                                     "basis": "sip", "note": "SIP-möte"},
+                  follow_redirects=False)
+    assert r.status_code == 303
     shared = soc.get(f"/persons/{key}")
     assert shared.status_code == 200 and "Beroendemottagning Malmö" in shared.text
     consent_id = re.search(r"/consents/(\d+)/revoke", clin.get(f"/persons/{key}/consents").text)
@@ -187,7 +226,8 @@ def test_consent_page_flow(browser, world: World) -> None:
     r = soc.post(f"/persons/{key}/consents/{consent_id.group(1)}/revoke",
                  data={"csrf_token": soc_csrf}, follow_redirects=False)
     assert r.status_code == 303
-    assert soc.get(f"/persons/{key}").status_code == 403
+    after = soc.get(f"/persons/{key}")
+    assert after.status_code == 200 and 'class="kind-' not in after.text  # region's gone
     r = clin.post(f"/persons/{key}/sip", data={
         "csrf_token": csrf, "meeting_date": "2026-02-01",
         "responsible_organisation_id": world.org["Region Syd"],
