@@ -219,7 +219,7 @@ def test_deactivated_account_is_refused(setup: Setup) -> None:
     subprocess.run([str(ROOT / ".venv/bin/utfall"), "users", "deactivate",
                     "SE2321000016-A001"], check=True, capture_output=True, env=env)
     try:
-        client, r = _login(setup, "region", "anna")
+        _client, r = _login(setup, "region", "anna")
         assert r.status_code == 403 and 'data-code="inactive"' in r.text
     finally:
         engine = create_engine(setup.db_url)
