@@ -195,7 +195,9 @@ def get_engine(url: str | None = None, *, serving: bool = False) -> Engine:
     ``serving=True`` (the web app) adds PostgreSQL statement and lock timeouts, so a
     request never waits unbounded; batch jobs (import, export, backup) run without them.
     """
-    return _engine_for(url or get_settings().effective_database_url, serving)
+    url = url or get_settings().effective_database_url
+    # one SQLite engine per file and process: its writer queue must see every writer
+    return _engine_for(url, serving and url.startswith("postgresql"))
 
 
 def alembic_config(engine: Engine):
@@ -217,29 +219,39 @@ def upgrade(engine: Engine | None = None, revision: str = "heads") -> None:
 
 
 @cache
-def code_heads() -> frozenset[str]:
-    """The head revisions of the packaged migrations."""
+def _script():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+    return ScriptDirectory.from_config(cfg)
 
 
-def migration_state(engine: Engine) -> tuple[set[str], set[str]]:
-    """``(current revisions of the store, head revisions of the code)``."""
+def current_revisions(engine: Engine) -> set[str]:
+    """The revisions recorded in the store (``alembic_version``)."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    return current, set(code_heads())
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def pending_heads(current: set[str]) -> set[str]:
+    """Head revisions of the packaged migrations not yet applied to a store at
+    ``current`` (dependencies count as applied), or the unknown revisions of a store
+    migrated by newer code. Empty when the store is current."""
+    script = _script()
+    try:
+        applied = {r.revision for r in script.revision_map.iterate_revisions(
+            tuple(current), "base")} if current else set()
+    except Exception:  # a revision this code does not know (newer code migrated it)
+        return {f"unknown:{r}" for r in current}
+    return set(script.get_heads()) - applied
 
 
 def ensure_schema(engine: Engine) -> None:
     """Upgrade when the store is not at the newest revision (cheap when it is)."""
-    current, heads = migration_state(engine)
-    if current != heads:
+    if pending_heads(current_revisions(engine)):
         upgrade(engine)
 
 

@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 
-from utfall.store.db import is_unavailable, migration_state
+from utfall.store.db import current_revisions, is_unavailable, pending_heads
 
 log = logging.getLogger("utfall.web")
 router = APIRouter(tags=["health"])
@@ -97,17 +97,17 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> Any:
     """Readiness probe: the database answers and its migrations are current."""
     try:
-        current, heads = migration_state(request.app.state.engine)
+        current = current_revisions(request.app.state.engine)
     except Exception as exc:
         if not is_unavailable(exc):
             log.error("readiness check failed: %s", describe(exc))
         _outage(request).failure(exc)
         return JSONResponse({"status": "unavailable", "database": "unreachable"},
                             status_code=503, headers=_retry_headers())
-    if current != heads:
+    pending = pending_heads(current)
+    if pending:
         return JSONResponse({"status": "unavailable", "database": "ok",
-                             "migrations": "not current", "current": sorted(current),
-                             "heads": sorted(heads)},
+                             "migrations": "not current", "pending": sorted(pending)},
                             status_code=503, headers=_retry_headers())
     _outage(request).success()
     return {"status": "ready", "database": "ok", "migrations": "current"}
