@@ -154,3 +154,67 @@ def db_current(database: DatabaseOpt = None) -> None:
     with get_engine(database).connect() as conn:
         heads = MigrationContext.configure(conn).get_current_heads()
     console.print(", ".join(heads) or "-")
+
+
+def _counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title)
+    table.add_column(t("table"))
+    table.add_column(t("rows"), justify="right")
+    for name, count in counts.items():
+        table.add_row(name, _n(count))
+    return table
+
+
+@db_app.command("backup")
+def db_backup(
+    out: Annotated[Path, typer.Argument(dir_okay=False, help="New backup file.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Säkerhetskopiera databasen / write a consistent backup of the store to OUT
+    (SQLite online backup, or pg_dump for PostgreSQL); exit 1 if it cannot be made."""
+    from utfall.store.backup import BackupError, backup
+
+    try:
+        result = backup(out, database)
+    except BackupError as exc:
+        err_console.print(t("db.backup.failed", reason=str(exc)), style="bold red",
+                          markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(_counts_table(t("db.backup.done", path=str(result.path), kind=result.kind),
+                                result.row_counts))
+    for note in result.notes:
+        err_console.print(f"{note} ({t('warning')})", markup=False, highlight=False)
+
+
+@db_app.command("restore")
+def db_restore(
+    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                           help="Backup file (from utfall db backup).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a store that holds data.")]
+    = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Återställ en säkerhetskopia / restore a backup into the store, migrate it and verify
+    the audit chain; exit 1 if the store is not empty (without --force) or the chain
+    is broken."""
+    from utfall.store.backup import BackupError, StoreNotEmpty, restore
+
+    try:
+        result = restore(source, database, force=force)
+    except StoreNotEmpty:
+        err_console.print(t("db.restore.not_empty"), style="bold red")
+        raise typer.Exit(1) from None
+    except BackupError as exc:
+        err_console.print(t("db.restore.failed", reason=str(exc)), style="bold red",
+                          markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(_counts_table(t("db.restore.done", path=source.name), result.row_counts))
+    for note in result.notes:
+        err_console.print(f"{note} ({t('warning')})", markup=False, highlight=False)
+    if result.audit_problems:
+        for problem in result.audit_problems:
+            err_console.print(problem, markup=False)
+        err_console.print(t("cli.audit.broken", n=len(result.audit_problems)),
+                          style="bold red")
+        raise typer.Exit(1)
+    console.print(t("db.restore.chain_ok", n=_n(result.row_counts.get("audit_event", 0))))
