@@ -22,6 +22,7 @@ from utfall.care._common import (
     require_unit,
 )
 from utfall.care.enrolment import programme_of
+from utfall.care.limits import check_answer_sizes
 from utfall.care.scheduling import base_stage, resolve_stage
 from utfall.followup import local_today
 from utfall.instruments import (
@@ -98,6 +99,7 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
     :class:`CareError` whose issues name the item and the reason. A repeated stage given
     by its base id (``review``) is stored as its occurrence (``review-2``).
     """
+    check_answer_sizes(answers)
     if source not in SOURCES:
         raise CareError("invalid_source", f"okänd källa {source!r}", f"unknown source {source!r}")
     definition = instrument_of(instrument)

@@ -25,6 +25,7 @@ from utfall.care._common import (
     require_unit,
     unit_info,
 )
+from utfall.care.limits import MAX_NAME, check_facts, check_text
 from utfall.followup import (
     PhaseState,
     Programme,
@@ -113,6 +114,9 @@ def enrol(conn: Connection, actor: Actor, person_key: str, programme: str, unit_
                         "the start date is too far ahead", [Issue("start", "start_too_late",
                                                                   str(start_date),
                                                                   str(start_date))])
+    check_facts(facts)
+    check_text(responsible_worker, "responsible_worker", MAX_NAME)
+    check_text(reason, "reason")
     merged = _facts_with_age(prog, person, facts or {}, start_date)
     problems = validate_enrolment_data(prog, merged)
     if problems:
@@ -291,6 +295,8 @@ def change_phase(conn: Connection, actor: Actor, enrolment_id: str, to_phase: st
                         f"programme {prog.id} has no phase model")
     if enrolment.end_date is not None:
         raise CareError("enrolment_ended", "inskrivningen är avslutad", "the enrolment has ended")
+    check_facts(facts)
+    check_text(reason, "reason")
     given = dict(facts or {})
     if to_phase in {p.id for p in prog.phase_model.phases if p.terminal}:
         reason_id = given.get("end_reason")
@@ -346,6 +352,9 @@ def end_enrolment(conn: Connection, actor: Actor, enrolment_id: str, *, end_date
         raise CareError("end_before_start", "slutdatum före startdatum",
                         "end date before start date",
                         [Issue("end_date", "end_before_start", str(end_date), str(end_date))])
+    check_facts(facts)
+    check_text(note, "note")
+    check_text(medical_ground, "medical_ground")
     given = {**(facts or {}), "end_reason": reason}
     if medical_ground is not None:
         given["medical_ground"] = medical_ground
