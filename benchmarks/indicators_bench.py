@@ -301,7 +301,7 @@ DUCKDB_OPTS: dict = {}
 
 
 def _tables(data: Path):
-    from utfall.analytics.engines import duckdb_tables
+    from utfall.analytics.executor.backends import duckdb_tables
 
     return duckdb_tables(data, **DUCKDB_OPTS)
 
@@ -312,12 +312,12 @@ def _measure(kind: str, data: Path) -> dict:
     import ibis  # noqa: F401
     import pandas  # noqa: F401
 
-    import utfall.analytics.engine  # noqa: F401
+    import utfall.analytics.executor.run  # noqa: F401
 
     t0 = time.perf_counter()
     extra: dict = {}
     if kind in ("catalogue", "catalogue_dashboard"):
-        from utfall.analytics.engine import compute_catalogue
+        from utfall.analytics.executor.run import compute_catalogue
 
         kw = {}
         if kind == "catalogue_dashboard":  # the usual dashboard breakdowns
@@ -327,7 +327,7 @@ def _measure(kind: str, data: Path) -> dict:
     elif kind in ("sql", "sql_reduced"):
         import duckdb
 
-        from utfall.analytics.engines import default_threads
+        from utfall.analytics.executor.backends import default_threads
 
         con = duckdb.connect()  # the same DuckDB settings as the engine's connection
         con.execute(f"SET threads = {default_threads()}")
@@ -342,7 +342,7 @@ def _measure(kind: str, data: Path) -> dict:
         res = _regional_ibis(_tables(data)).to_pyarrow()
         extra = {"rows": res.num_rows}
     elif kind == "engine":
-        from utfall.analytics.engine import compute_catalogue
+        from utfall.analytics.executor.run import compute_catalogue
 
         res = compute_catalogue(
             _tables(data),
@@ -427,7 +427,7 @@ def main() -> None:
                 results[kind]["ratio_to_sql"] = round(results[kind]["wall_s"] / base, 2)
                 results[kind]["ratio_base"] = best
                 print(f"{kind}/{best} = {results[kind]['ratio_to_sql']}")
-    from utfall.analytics.engines import default_threads
+    from utfall.analytics.executor.backends import default_threads
 
     meta = {"persons": args.persons, "contacts": args.persons * args.contacts_per_person,
             "duckdb_memory_limit": args.memory_limit, "duckdb_threads": default_threads(),

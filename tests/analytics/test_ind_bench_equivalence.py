@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from utfall.analytics.engine import compute_catalogue
-from utfall.analytics.engines import duckdb_tables
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.run import compute_catalogue
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "indicators_bench.py"
 

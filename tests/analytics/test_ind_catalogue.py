@@ -12,10 +12,15 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from utfall.analytics.catalogue import build_catalogue, load_catalogue
-from utfall.analytics.engine import RESULT_SCHEMA, compute_catalogue, load_results, store_results
-from utfall.analytics.engines import duckdb_tables
 from utfall.analytics.example import AS_OF, YEARS, example_population, example_tables
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.run import (
+    RESULT_SCHEMA,
+    compute_catalogue,
+    load_results,
+    store_results,
+)
+from utfall.analytics.semantics.catalogue import build_catalogue, load_catalogue
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +274,7 @@ def test_wilson_interval_attached(cells) -> None:
 
 
 def test_age_bands_configurable() -> None:
-    from utfall.analytics.compiler import parse_age_bands
+    from utfall.analytics.semantics.compiler import parse_age_bands
 
     tables = duckdb_tables(example_tables())
     res = compute_catalogue(

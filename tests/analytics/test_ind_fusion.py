@@ -1,4 +1,4 @@
-"""The fused contact pass (utfall.analytics.fusion) equals each indicator's own expression.
+"""The fused contact pass (utfall.analytics.executor.fusion) equals each indicator's own expression.
 
 ``compute_catalogue(..., materialize=False)`` executes every indicator's single Ibis
 expression; the default executor fuses all contact indicators into one pass with
@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from utfall.analytics import levelwords
-from utfall.analytics.catalogue import build_catalogue, load_catalogue
-from utfall.analytics.engine import compute_catalogue
-from utfall.analytics.engines import duckdb_tables
 from utfall.analytics.example import AS_OF, YEARS, example_population, example_tables
-from utfall.analytics.fusion import MAX_BITS, fusable, plan_fusions
-from utfall.analytics.levelwords import decode, plan_words, unit_codes, wide_cells
+from utfall.analytics.executor import levelwords
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.fusion import MAX_BITS, fusable, plan_fusions
+from utfall.analytics.executor.levelwords import decode, plan_words, unit_codes, wide_cells
+from utfall.analytics.executor.run import compute_catalogue
+from utfall.analytics.semantics.catalogue import build_catalogue, load_catalogue
 
 KW = dict(years=YEARS, as_of=AS_OF, population=example_population())
 
@@ -187,7 +187,7 @@ def test_time_to_group_with_duplicate_contact_ids_counts_distinct_events() -> No
 
 
 def test_discharges_by_reason_share_one_base() -> None:
-    from utfall.analytics.compiler import variant_key
+    from utfall.analytics.semantics.compiler import variant_key
 
     cat = load_catalogue()
     keys = {i.id: variant_key(i) for i in cat.indicators}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from utfall.analytics.engine import compute_catalogue
-from utfall.analytics.engines import duckdb_tables
 from utfall.analytics.example import AS_OF, YEARS, example_tables
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.run import compute_catalogue
 from utfall.analytics.gaps import gap_analysis
 from utfall.analytics.quality import QualityThresholds, data_quality, quality_for
 

@@ -21,11 +21,11 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from utfall.analytics.catalogue import ALL_BREAKDOWNS, load_catalogue
-from utfall.analytics.engine import compile_catalogue, compute_catalogue, finalise
-from utfall.analytics.engines import duckdb_tables
 from utfall.analytics.example import AS_OF, YEARS, example_population, example_tables
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.run import compile_catalogue, compute_catalogue, finalise
 from utfall.analytics.schema import TABLES, conform
+from utfall.analytics.semantics.catalogue import ALL_BREAKDOWNS, load_catalogue
 
 from .oracle.evaluator import Band, evaluate
 

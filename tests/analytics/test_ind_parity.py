@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from utfall.analytics.engine import compute_catalogue
-from utfall.analytics.engines import duckdb_tables, postgres_tables, spark_tables
 from utfall.analytics.example import AS_OF, YEARS, example_population, example_tables
+from utfall.analytics.executor.backends import duckdb_tables, postgres_tables, spark_tables
+from utfall.analytics.executor.run import compute_catalogue
 
 PG = dict(
     host=os.environ.get("UTFALL_TEST_PG_HOST", "127.0.0.1"),

@@ -118,7 +118,7 @@ def test_counts_by_hand() -> None:
 def test_procedure_linked_across_new_year_counts_in_contact_year() -> None:
     """One rule on both paths: a procedure linked by ``contact_id`` counts in the
     contact's year whatever its own date (docs/indicators.md)."""
-    from utfall.analytics.engine import compute_catalogue
+    from utfall.analytics.executor.run import compute_catalogue
 
     contacts = [_contact("x1", "E", "U1", D(2021, 12, 30), "F102"),
                 _contact("x2", "E", "U1", D(2022, 3, 1), "F102")]
@@ -229,7 +229,7 @@ def test_threshold_is_configurable() -> None:
 def test_counts_on_postgres() -> None:
     """The same Ibis expression gives the same numbers on PostgreSQL."""
     ibis = pytest.importorskip("ibis")
-    from utfall.analytics.engines import postgres_tables
+    from utfall.analytics.executor.backends import postgres_tables
 
     try:
         con = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="postgres")
@@ -249,7 +249,7 @@ def test_counts_on_postgres() -> None:
 def test_counts_on_spark() -> None:
     """The same Ibis expression gives the same numbers on PySpark (local mode)."""
     pyspark_sql = pytest.importorskip("pyspark.sql")
-    from utfall.analytics.engines import spark_tables
+    from utfall.analytics.executor.backends import spark_tables
 
     session = (
         pyspark_sql.SparkSession.builder.master("local[1]")

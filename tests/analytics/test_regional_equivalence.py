@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from utfall.analytics.engine import compute_catalogue
-from utfall.analytics.engines import duckdb_tables
+from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.executor.run import compute_catalogue
 from utfall.analytics.regional import regional_counts, tables_from_parquet
 from utfall.config import Settings
 from utfall.interop.extract_load import import_extract

@@ -99,7 +99,7 @@ def test_usage_errors_exit_2(folder: Path, tmp_path: Path) -> None:
 
 
 def test_full_report_from_stored_results(folder: Path, tmp_path: Path) -> None:
-    from utfall.analytics.engine import compute_catalogue, store_results
+    from utfall.analytics.executor.run import compute_catalogue, store_results
     from utfall.analytics.regional import tables_from_parquet
 
     raw = compute_catalogue(tables_from_parquet(folder), indicators=["kva_au119"])

@@ -19,7 +19,7 @@ import math
 
 import pyarrow as pa
 
-from utfall.analytics.catalogue import Catalogue, load_catalogue
+from utfall.analytics.semantics.catalogue import Catalogue, load_catalogue
 
 GAP_SCHEMA = pa.schema(
     [

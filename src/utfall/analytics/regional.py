@@ -37,7 +37,7 @@ from utfall.analytics.disclosure import (
     protection_metadata,
     suppress_table,
 )
-from utfall.analytics.engines import duckdb_tables
+from utfall.analytics.executor.backends import duckdb_tables
 
 KVA_COLUMNS: tuple[str, ...] = ("AU119", "AU124", "DU119")
 COUNT_COLUMNS: tuple[str, ...] = (*KVA_COLUMNS, "persons")
@@ -59,7 +59,7 @@ DX_GROUPS: tuple[str, ...] = tuple(f"F1{i}" for i in range(10))
 def tables_from_parquet(folder: str | Path) -> dict[str, ir.Table]:
     """Canonical tables of a Parquet folder (``utfall export-analytics``) on DuckDB.
 
-    Thin wrapper over :func:`utfall.analytics.engines.duckdb_tables`; missing tables
+    Thin wrapper over :func:`utfall.analytics.executor.backends.duckdb_tables`; missing tables
     are empty with the canonical schema.
     """
     base = Path(folder)

@@ -1,7 +1,7 @@
 """Stored indicator runs: dashboards read the latest run instead of recomputing.
 
 A run is the disclosure-controlled result table of the catalogue, written by
-:func:`utfall.analytics.engine.store_results` with the store's state (last import
+:func:`utfall.analytics.executor.run.store_results` with the store's state (last import
 batch, number of assessments and enrolments) in its metadata. A run is reused
 while the store is in the same state; otherwise one new run is computed and stored.
 """
@@ -40,7 +40,7 @@ def latest_results(engine: Engine, folder: Path | None = None, *,
     a stale or missing run gives None.
     """
     from utfall.analytics.disclosure import apply_disclosure
-    from utfall.analytics.engine import compute_catalogue, load_results, store_results
+    from utfall.analytics.executor.run import compute_catalogue, load_results, store_results
     from utfall.analytics.regional import tables_from_arrow
     from utfall.store.canonical import canonical_tables
 

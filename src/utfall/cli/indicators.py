@@ -45,7 +45,7 @@ def parse_years(spec: str | None) -> list[int] | None:
 
 def load_source(source: str, database: str | None = None) -> dict[str, Any]:
     """Canonical Ibis tables on DuckDB from ``store`` or a Parquet folder."""
-    from utfall.analytics.engines import duckdb_tables
+    from utfall.analytics.executor.backends import duckdb_tables
 
     if source == "store":
         from utfall.store.canonical import canonical_tables
@@ -116,11 +116,11 @@ def indicators(
     """Beräkna indikatorkatalogen / compute the indicator catalogue (disclosure-controlled)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from utfall.analytics.catalogue import ALL_BREAKDOWNS, load_catalogue
-    from utfall.analytics.compiler import DEFAULT_AGE_BANDS, parse_age_bands
     from utfall.analytics.disclosure import apply_disclosure
-    from utfall.analytics.engine import compute_catalogue, read_population
-    from utfall.analytics.engine import store_results as st
+    from utfall.analytics.executor.run import compute_catalogue, read_population
+    from utfall.analytics.executor.run import store_results as st
+    from utfall.analytics.semantics.catalogue import ALL_BREAKDOWNS, load_catalogue
+    from utfall.analytics.semantics.compiler import DEFAULT_AGE_BANDS, parse_age_bands
 
     try:
         catalogue = load_catalogue(str(catalogue_dir) if catalogue_dir else None)

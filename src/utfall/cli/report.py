@@ -190,7 +190,7 @@ def full(
         tables, label = load_tables(data, database)
         raw = None
         if results is not None:
-            from utfall.analytics.engine import load_results
+            from utfall.analytics.executor.run import load_results
 
             raw, _meta = load_results(results)
         report = build_report(

@@ -206,7 +206,7 @@ def build_report(
     """Compute and protect everything the report shows.
 
     ``results`` are raw indicator results (computed with
-    ``utfall.analytics.engine.compute_catalogue`` when None and ``compute``); they are
+    ``utfall.analytics.executor.run.compute_catalogue`` when None and ``compute``); they are
     passed through :func:`apply_disclosure` here.
     """
     rules = rules or load_rules()
@@ -214,8 +214,8 @@ def build_report(
     catalogue_version = None
     if results is None and compute:
         try:
-            from utfall.analytics.catalogue import load_catalogue
-            from utfall.analytics.engine import compute_catalogue
+            from utfall.analytics.executor.run import compute_catalogue
+            from utfall.analytics.semantics.catalogue import load_catalogue
         except ImportError:  # pragma: no cover - the engine ships with the package
             notes.append("no_indicators")
         else:
@@ -265,7 +265,7 @@ def format_value(
 
 def _indicator_meta() -> dict[str, Any]:
     try:
-        from utfall.analytics.catalogue import load_catalogue
+        from utfall.analytics.semantics.catalogue import load_catalogue
 
         return {i.id: i for i in load_catalogue().indicators}
     except Exception:

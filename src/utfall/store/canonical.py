@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, text
 
-from utfall.analytics.schema import TABLES, conform
+from utfall.domain.canonical_schema import TABLES, conform
 
 QUERIES: dict[str, str] = {
     "person": "SELECT person_key, sex, birth_date, municipality_code AS municipality, death_date "

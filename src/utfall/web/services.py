@@ -226,7 +226,7 @@ def compute_aggregates(engine: Engine) -> dict[str, Any]:
 
 def indicator_titles() -> dict[str, Any]:
     """Indicator id → title ({sv, en})."""
-    from utfall.analytics.catalogue import load_catalogue
+    from utfall.analytics.semantics.catalogue import load_catalogue
 
     try:
         return {i.id: i.title for i in load_catalogue().indicators}
@@ -236,7 +236,7 @@ def indicator_titles() -> dict[str, Any]:
 
 def indicator_kinds() -> dict[str, str]:
     """Indicator id → kind (proportion, count, rate…)."""
-    from utfall.analytics.catalogue import load_catalogue
+    from utfall.analytics.semantics.catalogue import load_catalogue
 
     try:
         return {i.id: i.kind for i in load_catalogue().indicators}

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from utfall.analytics.catalogue import Indicator
+from utfall.analytics.semantics.catalogue import Indicator
 from utfall.domain.codes import code_systems
 
 Row = Mapping[str, Any]

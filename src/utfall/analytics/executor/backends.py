@@ -7,7 +7,9 @@ empty one where the source lacks it) so the compiler can run unchanged.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ def _spark_bit_or(self: Any, op: Any, *, arg: Any, where: Any) -> Any:
 
 
 # Ibis 12 has no PySpark rule for the bit_or aggregate the fused contact pass uses
-# (utfall.analytics.fusion); Spark SQL has had bit_or() since 3.0.
+# (utfall.analytics.executor.fusion); Spark SQL has had bit_or() since 3.0.
 PySparkCompiler.visit_BitOr = _spark_bit_or
 
 
@@ -213,3 +215,24 @@ def upload(backend: Any, name: str, table: pa.Table) -> ir.Table:
         _spark_view(backend._session, name, table)
         return backend.table(name)
     return backend.create_table(name, table, temp=True)  # unique name: no overwrite
+
+
+@contextmanager
+def materialized(expr: ir.Table) -> Iterator[ir.Table]:
+    """Materialise ``expr`` for the duration of the block (temp table / cached DataFrame)."""
+    backend = expr._find_backend()
+    if backend.name == "pyspark":
+        cached = expr.cache()
+        try:
+            yield cached
+        finally:
+            cached.release()
+        return
+    name = f"utfall_tmp_{uuid.uuid4().hex[:12]}"
+    table = backend.create_table(name, expr, temp=True)
+    try:
+        yield table
+    finally:
+        cursor = backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+        if backend.name == "postgres":  # DuckDB returns its connection: never close it
+            cursor.close()

@@ -12,14 +12,14 @@ the bits of all the person's rows in that cell.
 So one scan of the contacts serves the whole group, every reduction carries a
 single ``bit_or`` aggregate however many indicators there are, and the cells of
 all indicators come out of one ``GROUP BY`` per breakdown. The stages are the
-same as the per-indicator ones in :mod:`utfall.analytics.compiler` (reduce to one
+same as the per-indicator ones in :mod:`utfall.analytics.semantics.compiler` (reduce to one
 row per period, person, unit and substance group; then per person, per unit and
 per substance group), and the result is identical to each indicator's own
 single expression (``compile_indicator``; tested).
 
 Everything here builds Ibis expressions (``bit_or`` and ``&`` compile on DuckDB,
-PostgreSQL and, with the rule added in :mod:`utfall.analytics.engines`, PySpark);
-:mod:`utfall.analytics.engine` executes and materialises them.
+PostgreSQL and, with the rule added in :mod:`utfall.analytics.executor.backends`, PySpark);
+:mod:`utfall.analytics.executor.run` executes and materialises them.
 """
 
 from __future__ import annotations
@@ -34,24 +34,24 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from utfall.analytics.catalogue import Indicator
-from utfall.analytics.compiler import (
+from utfall.analytics.executor.levelwords import LevelWords
+from utfall.analytics.schema import raw_cells
+from utfall.analytics.semantics.catalogue import Indicator
+from utfall.analytics.semantics.compiler import (
     PERSON_BREAKDOWNS,
     PERSON_PERIOD_EVENTS,
     UNIT_BREAKDOWNS,
     UNKNOWN_LEVEL,
     CompileContext,
-    _age_band,
-    _level,
-    _population_denominators,
-    _year,
+    age_band_of,
     contact_predicate,
     kva_flags,
+    level_of,
     person_period_events,
+    population_denominators,
     residents,
+    year_of,
 )
-from utfall.analytics.levelwords import LevelWords
-from utfall.analytics.schema import raw_cells
 
 MAX_BITS = 62  # bits of one int64 flag word (sign bit and one spare left alone)
 FUSABLE_KINDS = ("proportion", "count", "rate")
@@ -197,7 +197,7 @@ def contact_bits(
     """Contacts of any population in the plan: ``period, person_key, unit_id, dx_group,
     bits`` (population and KVÅ bits; one row per contact)."""
     c = tables["contact"]
-    c = c.mutate(period=_year(c.date))
+    c = c.mutate(period=year_of(c.date))
     c = c.filter(_in_years(c.period, ctx.years))
     groups = _implied_groups(plan)
     if groups is not None:  # a plain IN filter the engine can push into the scan
@@ -356,7 +356,7 @@ def person_stage(
     age = j.period - j.birth_year.cast("int64")
     return j.select(
         "period", "subject", "sex", "municipality", *word_cols,
-        age_band=_age_band(age, ctx.age_bands), bits=j.bits + j.rbits.fill_null(0),
+        age_band=age_band_of(age, ctx.age_bands), bits=j.bits + j.rbits.fill_null(0),
     )
 
 
@@ -394,7 +394,7 @@ def stage_cells(
         u = tables["unit"].select("unit_id", breakdown)
         t = t.left_join(u, "unit_id")
         t = t.drop("unit_id_right") if "unit_id_right" in t.columns else t
-    g = t.mutate(level=_level(t, breakdown))
+    g = t.mutate(level=level_of(t, breakdown))
     # one row per person and level: unit attributes, and substance groups when the
     # reduced table also has units (dx_group → level is one-to-one: F10–F19 or unknown)
     if (stage == "dx" and "unit_id" in t.columns) or (stage == "unit" and breakdown != "unit_id"):
@@ -425,7 +425,7 @@ def unfuse(
             numerator, denominator = den, None
         elif ind.kind == "rate":
             if pop_den is None:
-                pop_den = _population_denominators(ctx, breakdown).to_pyarrow()
+                pop_den = population_denominators(ctx, breakdown).to_pyarrow()
             out.append(_rate_cells(ind, breakdown, w, den, pop_den, ctx.years))
             continue
         else:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from utfall.analytics.compiler import UNKNOWN_LEVEL
+from utfall.analytics.semantics.compiler import UNKNOWN_LEVEL
 
 WORD_BITS = 63  # value bits of an int64
 MAX_WORDS = 2  # attributes needing more words are de-duplicated the plain way

@@ -24,8 +24,8 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +36,18 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from utfall.analytics import fusion, levelwords, timeto
-from utfall.analytics.catalogue import ALL_BREAKDOWNS, Catalogue, Indicator, load_catalogue
-from utfall.analytics.compiler import (
+from utfall.analytics.executor import fusion, levelwords, timeto
+from utfall.analytics.executor.backends import materialized, upload
+from utfall.analytics.executor.fusion import FusionPlan, fusable, plan_fusions
+from utfall.analytics.executor.variants import compute_variants
+from utfall.analytics.schema import RESULT_SCHEMA
+from utfall.analytics.semantics.catalogue import (
+    ALL_BREAKDOWNS,
+    Catalogue,
+    Indicator,
+    load_catalogue,
+)
+from utfall.analytics.semantics.compiler import (
     DEFAULT_AGE_BANDS,
     AgeBand,
     CompileContext,
@@ -52,13 +61,8 @@ from utfall.analytics.compiler import (
     stage_cells,
     stage_table,
     time_to_events,
-    variant_base,
-    variant_cells,
     variant_key,
 )
-from utfall.analytics.engines import upload
-from utfall.analytics.fusion import FusionPlan, fusable, plan_fusions
-from utfall.analytics.schema import RESULT_SCHEMA, raw_cells
 from utfall.analytics.stats import wilson
 from utfall.content import content_text
 
@@ -96,27 +100,6 @@ def data_span(tables: Mapping[str, ir.Table]) -> tuple[tuple[int, ...], dt.date]
     if row["lo"] is None:
         return (), dt.date.today()
     return tuple(range(row["lo"].year, row["hi"].year + 1)), row["hi"]
-
-
-@contextmanager
-def materialized(expr: ir.Table) -> Iterator[ir.Table]:
-    """Materialise ``expr`` for the duration of the block (temp table / cached DataFrame)."""
-    backend = expr._find_backend()
-    if backend.name == "pyspark":
-        cached = expr.cache()
-        try:
-            yield cached
-        finally:
-            cached.release()
-        return
-    name = f"utfall_tmp_{uuid.uuid4().hex[:12]}"
-    table = backend.create_table(name, expr, temp=True)
-    try:
-        yield table
-    finally:
-        cursor = backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
-        if backend.name == "postgres":  # DuckDB returns its connection: never close it
-            cursor.close()
 
 
 def finalise(raw: pa.Table, catalogue: Catalogue) -> pa.Table:
@@ -261,7 +244,7 @@ def _run_units(
             parts.extend(_compute_fused(tables, unit, ctx, breakdowns))
             done = list(unit.indicators)
         elif isinstance(unit, IndicatorGroup):
-            compute = _compute_time_to if unit.kind == "time_to" else _compute_variants
+            compute = _compute_time_to if unit.kind == "time_to" else compute_variants
             parts.extend(compute(tables, unit.indicators, ctx, breakdowns))
             done = list(unit.indicators)
         elif not materialize:
@@ -301,39 +284,13 @@ def _work_units(selected: Sequence[Indicator], *, fuse: bool) -> list[WorkUnit]:
     return units
 
 
-def _compute_variants(
-    tables: Mapping[str, ir.Table],
-    inds: Sequence[Indicator],
-    ctx: CompileContext,
-    breakdowns: Sequence[str],
-) -> list[pa.Table]:
-    """Execute enrolment proportions that share base rows, one numerator column each."""
-    names = [f"num_{k}" for k in range(len(inds))]
-    plan = {k: v for k, v in breakdown_plan(inds[0], breakdowns).items() if v}
-    out: list[pa.Table] = []
-    base_expr = reduce_subjects(variant_base(tables, inds, ctx, names),
-                                ["person_key", "unit_id", "dx_group"], names)
-    with materialized(base_expr) as base:
-        for stage, bds in plan.items():
-            table = stage_table(stage, base, tables, ctx, names)
-            with materialized(table) if len(bds) > 1 else nullcontext(table) as mat:
-                for b in bds:
-                    wide = variant_cells(stage, mat, names, b).to_pyarrow()
-                    out.extend(
-                        raw_cells(ind.id, b, wide["period"], wide["level"], wide[name],
-                                  wide["den"])
-                        for name, ind in zip(names, inds, strict=True)
-                    )
-    return out
-
-
 def _compute_time_to(
     tables: Mapping[str, ir.Table],
     inds: Sequence[Indicator],
     ctx: CompileContext,
     breakdowns: Sequence[str],
 ) -> list[pa.Table]:
-    """Execute time_to indicators sharing index events (see :mod:`utfall.analytics.timeto`)."""
+    """Execute time_to indicators sharing index events (:mod:`.timeto`)."""
     wanted = [b for b in breakdowns if any(b in i.allowed_breakdowns for i in inds)]
     out: list[pa.Table] = []
     if not wanted:
@@ -355,7 +312,7 @@ def _compute_fused(
     ctx: CompileContext,
     breakdowns: Sequence[str],
 ) -> list[pa.Table]:
-    """Execute a fused group of contact indicators (see :mod:`utfall.analytics.fusion`)."""
+    """Execute a fused group of contact indicators (see :mod:`utfall.analytics.executor.fusion`)."""
     stages = fusion.stage_plan(plan, breakdowns)
     out: list[pa.Table] = []
     if not stages:

@@ -2,7 +2,7 @@
 
 The continuity indicators (median days, share within 7 and 30 days) all measure
 the same index events (e.g. inpatient discharges) and the days to the next
-contact (:func:`utfall.analytics.compiler.time_to_events`). Every event is its
+contact (:func:`utfall.analytics.semantics.compiler.time_to_events`). Every event is its
 own subject, so no stage needs de-duplicating: the events are enriched once
 with person and unit attributes, and each breakdown's cells of all the group's
 indicators come from one ``GROUP BY``. Counts are ``COUNT(DISTINCT subject)``
@@ -19,15 +19,15 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from utfall.analytics.catalogue import Indicator
-from utfall.analytics.compiler import (
+from utfall.analytics.schema import raw_cells
+from utfall.analytics.semantics.catalogue import Indicator
+from utfall.analytics.semantics.compiler import (
     CompileContext,
-    _level,
-    _year,
     discharge_subject,
     enrich,
+    level_of,
+    year_of,
 )
-from utfall.analytics.schema import raw_cells
 
 
 def enriched_events(
@@ -35,7 +35,7 @@ def enriched_events(
 ) -> ir.Table:
     """Index events with ``period`` (year of ``end_date``), ``subject`` and attributes."""
     ev = events.select(
-        period=_year(events.end_date).cast("int64"), subject=discharge_subject(events),
+        period=year_of(events.end_date).cast("int64"), subject=discharge_subject(events),
         person_key=events.person_key, unit_id=events.unit_id.cast("string"),
         dx_group=events.dx_group.cast("string"), end_date=events.end_date, days=events.days,
     )
@@ -58,7 +58,7 @@ def cells(
     """Wide cells of one breakdown: ``period, level`` and per indicator k ``d{k}``
     (subjects in the population) and ``n{k}`` (share: within the window) or ``s{k}``
     (median days). ``unique``: rows are one per subject (count rows, not distinct)."""
-    g = enriched.mutate(level=_level(enriched, breakdown))
+    g = enriched.mutate(level=level_of(enriched, breakdown))
     as_of = ibis.literal(ctx.as_of)
 
     def subjects(where: ir.BooleanValue) -> ir.IntegerValue:

@@ -1,7 +1,7 @@
 """The indicator catalogue: Pydantic models for ``content/indicators/*.yaml``.
 
 An indicator is data, not code. The models below validate the YAML; the
-compiler in :mod:`utfall.analytics.compiler` turns one validated definition into
+compiler in :mod:`utfall.analytics.semantics.compiler` turns one validated definition into
 one Ibis expression over the canonical tables. See ``docs/indicators.md``.
 """
 

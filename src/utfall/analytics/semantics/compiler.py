@@ -16,7 +16,7 @@ Compilation has two steps, both pure expression building (nothing executes here)
    every breakdown are stacked with ``union all``.
 
 The expression yields ``indicator_id, period, breakdown, level, numerator,
-denominator, stat``; :mod:`utfall.analytics.engine` executes it and adds values
+denominator, stat``; :mod:`utfall.analytics.executor.run` executes it and adds values
 and confidence intervals from the integer counts (identical on every engine).
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
-from utfall.analytics.catalogue import Indicator, PopulationFilter
+from utfall.analytics.semantics.catalogue import Indicator, PopulationFilter
 from utfall.domain.codes import code_systems
 
 BASE_COLUMNS = ("period", "subject", "person_key", "unit_id", "dx_group", "num", "val")
@@ -98,7 +98,7 @@ class CompileContext:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _year(col: ir.DateValue) -> ir.IntegerValue:
+def year_of(col: ir.DateValue) -> ir.IntegerValue:
     return col.year().cast("int64")
 
 
@@ -177,7 +177,7 @@ def _active_years(e: ir.Table, ctx: CompileContext) -> ir.Table:
     """One row per enrolment and calendar year in which it was active at any day."""
     y = _years_table(ctx)
     end = e.end_date.fill_null(ibis.literal(ctx.as_of))
-    return e.cross_join(y).filter(_year(e.start_date) <= y.period, _year(end) >= y.period)
+    return e.cross_join(y).filter(year_of(e.start_date) <= y.period, year_of(end) >= y.period)
 
 
 def _person_period_hits(keys: ir.Table, events: ir.Table) -> ir.Table:
@@ -204,7 +204,7 @@ def _medication_periods(tables, ind: Indicator, ctx: CompileContext) -> ir.Table
     m = m.filter(_atc_predicate(m.atc, n.atc_classes, n.atc_prefixes))
     y = _years_table(ctx)
     end = m.end_date.fill_null(ibis.literal(ctx.as_of))
-    m = m.cross_join(y).filter(_year(m.start_date) <= y.period, _year(end) >= y.period)
+    m = m.cross_join(y).filter(year_of(m.start_date) <= y.period, year_of(end) >= y.period)
     return m.select("person_key", "period")
 
 
@@ -220,7 +220,7 @@ def _psych_contact_periods(tables, ind: Indicator) -> ir.Table:
     ]
     c = tables["contact"]
     c = c.filter(c.main_dx.notnull(), _any_prefix(c.main_dx, prefixes))
-    return c.select(c.person_key, period=_year(c.date))
+    return c.select(c.person_key, period=year_of(c.date))
 
 
 # -------------------------------------------------------------------- base builders
@@ -308,7 +308,7 @@ def _base_contact(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
 
     No DISTINCT: every stage reduces to one row per subject and level anyway.
     """
-    c = _contacts(tables, ind).mutate(period=lambda t: _year(t.date))
+    c = _contacts(tables, ind).mutate(period=lambda t: year_of(t.date))
     if ind.kind in ("count", "rate") or ind.numerator is None:
         return _base(c, period=c.period, subject=c.person_key, unit_id=c.unit_id,
                      dx_group=c.dx_group)
@@ -326,12 +326,12 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     if anchor == "active":
         e = _active_years(e, ctx)
     elif anchor == "start_date":
-        e = e.mutate(period=_year(e.start_date))
+        e = e.mutate(period=year_of(e.start_date))
     elif anchor == "end_date":
-        e = e.filter(e.end_date.notnull()).mutate(period=_year(e.end_date))
+        e = e.filter(e.end_date.notnull()).mutate(period=year_of(e.end_date))
     elif anchor == "due_date":
         due = e.start_date + ibis.interval(days=ind.window.offset_days or 0)
-        e = e.mutate(due=due, period=_year(due))
+        e = e.mutate(due=due, period=year_of(due))
         # only follow-ups whose whole window has passed by the cut-off
         e = e.filter(as_of.delta(e.due, unit="day") >= ind.window.after_days)
     else:
@@ -343,7 +343,7 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     if n.event == "end_reason":
         num = e.end_reason.isin(reasons).fill_null(False)
     elif n.event == "favourable_status":
-        continuing = e.end_date.isnull() | (_year(e.end_date) > e.period)
+        continuing = e.end_date.isnull() | (year_of(e.end_date) > e.period)
         num = continuing | e.end_reason.isin(reasons).fill_null(False)
     elif n.event == "retained":
         days = ind.window.days or 0
@@ -356,11 +356,11 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         e = e.left_join(p, "person_key")
         died = (
             e.death_date.notnull()
-            & (_year(e.death_date) == e.period)
+            & (year_of(e.death_date) == e.period)
             & (e.death_date >= e.start_date)
             & (e.end_date.isnull() | (e.death_date <= e.end_date))
         )
-        ended_dead = (e.end_reason == "deceased") & (_year(e.end_date) == e.period)
+        ended_dead = (e.end_reason == "deceased") & (year_of(e.end_date) == e.period)
         num = (died | ended_dead).fill_null(False)
     elif n.event == "assessment_in_window":
         a = tables["assessment"]
@@ -410,11 +410,11 @@ def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
     p = p.mutate(
         rn2=ibis.row_number().over(group_by=p.person_key, order_by=[p.irank])
     ).filter(lambda t: t.rn2 == 0)
-    p = p.mutate(b_year=_year(p.b_date))
+    p = p.mutate(b_year=year_of(p.b_date))
     if ch.require_dx_groups:
         c = tables["contact"]
         c = c.filter(c.dx_group.isin(ch.require_dx_groups))
-        c = c.select(c.person_key, b_year=_year(c.date))
+        c = c.select(c.person_key, b_year=year_of(c.date))
         # narrow the contacts to the (few) paired persons first: a semi-join probe is far
         # cheaper than DISTINCT over every contact of the groups
         c = c.semi_join(p.select("person_key", "b_year"), ["person_key", "b_year"])
@@ -456,7 +456,7 @@ def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         p = change_pairs(tables, ind)
     return _base(
         p,
-        period=_year(p.f_date),
+        period=year_of(p.f_date),
         subject=p.person_key,
         unit_id=p.b_unit,
         num=p.f_score < p.b_score,
@@ -488,7 +488,7 @@ def time_to_events(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileC
     """Index events (``contact_id, person_key, unit_id, dx_group, end_date``) with ``days``
     to the first later contact of the numerator's contact types (null if none)."""
     ev = _contacts(tables, ind).filter(lambda t: t.end_date.notnull())
-    ev = ev.filter(_year(ev.end_date).isin(list(ctx.years)))
+    ev = ev.filter(year_of(ev.end_date).isin(list(ctx.years)))
     ev = ev.select("contact_id", "person_key", "unit_id", "dx_group", "end_date")
     c = tables["contact"]
     nxt = c.filter(c.contact_type.isin(ind.numerator.contact_types or []))
@@ -521,10 +521,10 @@ def _base_time_to(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
         within = ind.window.days or 0
         ev = ev.filter(as_of.delta(ev.end_date, unit="day") >= within)
         num = ev.days.notnull() & (ev.days <= within)
-        return _base(ev, period=_year(ev.end_date), subject=discharge_subject(ev),
+        return _base(ev, period=year_of(ev.end_date), subject=discharge_subject(ev),
                      unit_id=ev.unit_id, dx_group=ev.dx_group, num=num.fill_null(False))
     ev = ev.filter(ev.days.notnull())
-    return _base(ev, period=_year(ev.end_date), subject=discharge_subject(ev),
+    return _base(ev, period=year_of(ev.end_date), subject=discharge_subject(ev),
                  unit_id=ev.unit_id, dx_group=ev.dx_group, val=ev.days)
 
 
@@ -546,7 +546,7 @@ def build_base(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileConte
 # ----------------------------------------------------------------------- aggregation
 
 
-def _age_band(age: ir.IntegerValue, bands: Sequence[AgeBand]) -> ir.StringValue:
+def age_band_of(age: ir.IntegerValue, bands: Sequence[AgeBand]) -> ir.StringValue:
     cases = []
     for b in bands:
         cond = age >= b.low if b.high is None else (age >= b.low) & (age <= b.high)
@@ -608,7 +608,7 @@ def person_stage(
     j = j.drop("person_key_right") if "person_key_right" in j.columns else j
     age = j.period - j.birth_year.cast("int64")
     return j.select("period", "subject", *nums, "sex", "municipality",
-                    age_band=_age_band(age, ctx.age_bands))
+                    age_band=age_band_of(age, ctx.age_bands))
 
 
 def unit_stage(
@@ -621,7 +621,7 @@ def unit_stage(
     return j.drop("unit_id_right") if "unit_id_right" in j.columns else j
 
 
-def _level(t: ir.Table, breakdown: str) -> ir.StringValue:
+def level_of(t: ir.Table, breakdown: str) -> ir.StringValue:
     col = BREAKDOWN_COLUMNS[breakdown]
     if col is None:
         return ibis.literal("")
@@ -633,7 +633,7 @@ def _count_cells(t: ir.Table, ind: Indicator, breakdown: str, unique: bool) -> i
 
     ``unique``: rows are already one per (period, subject, level) (no re-reduction).
     """
-    g = t.mutate(level=_level(t, breakdown))
+    g = t.mutate(level=level_of(t, breakdown))
     if not unique:
         g = g.group_by("period", "subject", "level").aggregate(num=g.num.any())
     if ind.kind in ("count", "rate"):
@@ -649,7 +649,7 @@ def _count_cells(t: ir.Table, ind: Indicator, breakdown: str, unique: bool) -> i
 
 def _statistic_cells(t: ir.Table, ind: Indicator, breakdown: str) -> ir.Table:
     """Mean/median cells (one base row per subject and period: change, time_to)."""
-    g = t.mutate(level=_level(t, breakdown))
+    g = t.mutate(level=level_of(t, breakdown))
     stat = g.val.mean() if ind.kind == "change" else g.val.median()
     out = g.group_by("period", "level").aggregate(
         numerator=ibis.null("int64"),
@@ -670,10 +670,10 @@ def enrich(base: ir.Table, tables: Mapping[str, ir.Table], ctx: CompileContext) 
     j = j.left_join(u, "unit_id")
     j = j.drop("unit_id_right") if "unit_id_right" in j.columns else j
     age = j.period - j.birth_year.cast("int64")
-    return j.mutate(age_band=_age_band(age, ctx.age_bands), municipality=j.p_municipality)
+    return j.mutate(age_band=age_band_of(age, ctx.age_bands), municipality=j.p_municipality)
 
 
-def _population_denominators(ctx: CompileContext, breakdown: str) -> ir.Table:
+def population_denominators(ctx: CompileContext, breakdown: str) -> ir.Table:
     pop = ctx.population
     if pop is None:
         raise ValueError("rate indicators need a population table")
@@ -686,7 +686,7 @@ def _population_denominators(ctx: CompileContext, breakdown: str) -> ir.Table:
 def _finish(part: ir.Table, ind: Indicator, ctx: CompileContext, breakdown: str) -> ir.Table:
     if ind.kind == "rate":
         # every (year, level) of the population table is a cell: no residents → 0
-        den = _population_denominators(ctx, breakdown)
+        den = population_denominators(ctx, breakdown)
         den = den.filter(den.period.isin(list(ctx.years)))
         d = den.rename(d_period="period", d_level="level")
         j = part.outer_join(d, (part.period == d.d_period) & (part.level == d.d_level))
@@ -741,7 +741,7 @@ def variant_cells(
     stage: str, table: ir.Table, names: Sequence[str], breakdown: str
 ) -> ir.Table:
     """Wide cells of several numerators over one stage table: ``period, level, den, <name>…``."""
-    g = table.mutate(level=_level(table, breakdown))
+    g = table.mutate(level=level_of(table, breakdown))
     if not (stage in ("person", "dx") or breakdown == "unit_id"):
         g = g.group_by("period", "subject", "level").aggregate(**{n: g[n].any() for n in names})
     return g.group_by("period", "level").aggregate(
