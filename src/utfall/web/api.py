@@ -283,13 +283,14 @@ class SelfReportLinkIn(BaseModel):
 def self_report_link(person_key: PersonKey, body: SelfReportLinkIn, request: Request,
                      principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
     """Issue a single-use self-report link for a stage of an enrolment."""
-    from utfall.care import CareError, issue_self_report_link
+    from utfall.care import CareError, check_person, issue_self_report_link
     from utfall.web.pages import _check_enrolment_person
 
     _keyed(request, person_key)
     csrf_checked(request, principal)
     try:
         with request.app.state.engine.begin() as conn:
+            check_person(conn, principal.actor, person_key, "create")  # 404 before anything
             _check_enrolment_person(conn, body.enrolment_id, person_key)
             token = issue_self_report_link(conn, principal.actor, body.enrolment_id, body.stage,
                                            valid_days=body.valid_days,

@@ -548,7 +548,7 @@ def issue_link(request: Request, person_key: str, form: dict[str, Any] = Depends
                principal: Principal = Depends(needs_role("clinician", "social_worker"))
                ) -> Response:
     """Issue a single-use self-report link for a stage of an enrolment."""
-    from utfall.care import CareError, issue_self_report_link
+    from utfall.care import CareError, check_person, issue_self_report_link
 
     _check_key(request, person_key)
     locale = locale_of(request)
@@ -557,6 +557,7 @@ def issue_link(request: Request, person_key: str, form: dict[str, Any] = Depends
     lang = str(form.get("locale") or locale)
     try:
         with engine.begin() as conn:
+            check_person(conn, principal.actor, person_key, "create")  # 404 before anything
             enrolment_id, _, stage = str(form.get("enrolment_stage") or "").partition("|")
             _check_enrolment_person(conn, enrolment_id, person_key)
             token = issue_self_report_link(
@@ -709,10 +710,13 @@ def _coverage(items: list[Any]) -> dict[str, Any]:
         counts[item.status] = counts.get(item.status, 0) + 1
     done = sum(v for k, v in counts.items() if k.startswith("done"))
     expected = done + counts.get("missed", 0) + counts.get("overdue", 0)
-    small = 5  # the same rule as the disclosure default: counts 1–4 are shown as <5
+    from utfall.analytics.disclosure import load_rules
+
+    rules = load_rules()  # the published disclosure rules, not a number of our own
+    small = rules.threshold
 
     def shown(n: int) -> str:
-        return "<5" if 0 < n < small else str(n)
+        return rules.primary_display if rules.is_small(n) else str(n)
 
     share = None if expected < small else done / expected
     return {"counts": {k: shown(v) for k, v in counts.items()}, "done": shown(done),
