@@ -308,3 +308,34 @@ def test_acr_check_orders_levels() -> None:
         with pytest.raises(oidc.OidcRefused) as refused:
             oidc.check_acr(provider, {"acr": acr})
         assert refused.value.code == "acr_too_low"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian chromium")
+def test_oidc_login_in_chromium(setup: Setup) -> None:
+    """The redirect back from the provider is a cross-site navigation: the session
+    cookie (SameSite=Strict) must still reach the next page. Screenshots of the login
+    page with the providers and of a refusal, desktop and phone."""
+    from tests.web.e2e_support import chromium, shot
+
+    with chromium() as browser:
+        for label, size in (("desktop", {"width": 1280, "height": 800}),
+                            ("phone", {"width": 390, "height": 844})):
+            context = browser.new_context(viewport=size, locale="sv-SE")
+            page = context.new_page()
+            page.goto(setup.app + "/login")
+            assert page.get_by_role("link", name="Logga in med SITHS (Region Syd)").count() == 1
+            shot(page, f"oidc-login-{label}")
+            page.goto(f"{setup.app}/login/oidc/region?login_hint=bertil")
+            assert "inget medarbetaruppdrag" in page.inner_text("main")
+            shot(page, f"oidc-refused-assignment-{label}")
+            context.clear_cookies()  # the provider remembers its last login (single sign-on)
+            page.goto(f"{setup.app}/login/oidc/region?login_hint=cecilia")
+            assert "tillitsnivå" in page.inner_text("main")
+            shot(page, f"oidc-refused-acr-{label}")
+            context.clear_cookies()
+            page.goto(f"{setup.app}/login/oidc/region?login_hint=anna&next=/worklist")
+            page.wait_for_url("**/worklist")
+            assert "Anna Läkare" in page.inner_text("header")
+            shot(page, f"oidc-worklist-{label}")
+            context.close()

@@ -166,8 +166,9 @@ def check_role_units(conn: Connection, role: str, units: list[str]) -> None:
         wrong = [u for u in units if rows[u] not in ROLE_PRINCIPALS[role]]
         if wrong:
             raise AccountError(
-                f"rollen passar inte enhetens huvudman / the role does not fit the unit's "
-                f"principal: {role} @ {', '.join(wrong)}")
+                f"rollen passar inte huvudmannen för enheten {', '.join(wrong)} (behandlare "
+                f"hör till region, socialsekreterare till kommun) / the role {role} does not "
+                f"fit the principal of unit {', '.join(wrong)}")
 
 
 def create_user(conn: Connection, username: str, role: str, units: Iterable[str], *,

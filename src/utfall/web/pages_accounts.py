@@ -67,7 +67,10 @@ def secret(request: Request) -> bytes:
 
 
 def cross_site(request: Request) -> bool:
-    """True when the browser says the request comes from another site."""
+    """True when the browser says the request comes from another site
+    (``Sec-Fetch-Site: cross-site``, or an ``Origin`` of another host). ``Origin: null``
+    decides nothing: browsers send it for every form post under
+    ``Referrer-Policy: no-referrer``."""
     if request.headers.get("sec-fetch-site", "") == "cross-site":
         return True
     origin = request.headers.get("origin")
@@ -75,7 +78,7 @@ def cross_site(request: Request) -> bool:
         own = f"{request.url.scheme}://{request.url.netloc}"
         host = request.headers.get("host")
         return origin not in {own, f"{request.url.scheme}://{host}"}
-    return origin == "null"
+    return False
 
 
 def oidc_providers(request: Request) -> list[Any]:
@@ -201,10 +204,12 @@ def password_post(request: Request, form: dict[str, Any] = Depends(checked_form)
 
 def _local_text(message: str, locale: str) -> str:
     """The Swedish or English half of a ``sv / en`` account message."""
-    if " / " not in message:
-        return message
-    sv, en = message.split(" / ", 1)
-    return en if locale == "en" else sv
+    text = message
+    if " / " in message:
+        sv, en = message.split(" / ", 1)
+        text = en if locale == "en" else sv
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
 
 
 # ------------------------------------------------------------------ administration
