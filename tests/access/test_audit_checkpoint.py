@@ -246,3 +246,37 @@ def test_scheduler_checkpoints_every_n_events(settings: Settings, sqlite_url: st
     record = json.loads(path.read_text().splitlines()[-1])
     assert record["reason"] == "periodic" and record["count"] >= 5
     assert verify_store(engine, settings).problems == []
+
+
+def test_checkpoints_while_writers_append(url: str, settings: Settings) -> None:
+    """Checkpoints taken during concurrent appends only ever cover a committed prefix:
+    every one of them still verifies afterwards (PostgreSQL: commit-time appends under
+    the advisory lock; SQLite: one writer at a time)."""
+    import threading
+
+    engine = get_engine(url)
+    ensure_schema(engine)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(15):
+                _log(engine, 3)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for th in threads:
+        th.start()
+    taken = 0
+    while any(th.is_alive() for th in threads):
+        write_checkpoint(engine, "test", settings)
+        taken += 1
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    final = write_checkpoint(engine, "test", settings)
+    assert final is not None and final["count"] == 4 * 15 * 3
+    result = verify_store(engine, settings)
+    assert result.problems == [] and result.total == 180
+    assert taken >= 1

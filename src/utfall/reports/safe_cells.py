@@ -58,12 +58,17 @@ def neutralise_table(table: Any) -> Any:
     """A pyarrow table with every string column's values neutralised."""
     import pyarrow as pa
 
-    columns = []
-    for name in table.column_names:
-        col = table.column(name)
+    columns, fields = [], []
+    for field in table.schema:
+        col = table.column(field.name)
+        if pa.types.is_dictionary(col.type) and (pa.types.is_string(col.type.value_type) or
+                                                 pa.types.is_large_string(col.type.value_type)):
+            col = col.cast(col.type.value_type)
+            field = field.with_type(col.type)
+        fields.append(field)
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             col = pa.chunked_array(
                 [pa.array([neutralise(v) for v in chunk.to_pylist()], type=col.type)
                  for chunk in col.chunks], type=col.type)
         columns.append(col)
-    return pa.Table.from_arrays(columns, schema=table.schema)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=table.schema.metadata))
