@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from utfall.web.fhir import create_fhir_app
 
     app.mount("/fhir", create_fhir_app(app))  # FHIR R4; errors as OperationOutcome
+    from utfall.web import register_pages
+
+    app.include_router(register_pages.router)  # the unit's missing register data
     docs.install(app)
     app.include_router(downloads.router)  # access log as CSV/JSON
     app.include_router(pages_accounts.router)  # login, own password, user administration

@@ -30,6 +30,7 @@ class Gap:
     unit_id: str
     variable: str
     reason: str
+    reason_sv: str = ""
 
     def __str__(self) -> str:
         return f"{self.form}: {self.person_key}: {self.variable}: {self.reason}"
@@ -151,6 +152,7 @@ class _Context:
 
 
 _MISSING = object()
+_OK = ("", "")
 
 
 def _number(value: Any) -> Any:
@@ -159,58 +161,63 @@ def _number(value: Any) -> Any:
     return value
 
 
-def _resolve(mapping: Mapping, data: Data, var: Variable, ctx: _Context) -> tuple[Any, str]:
-    """(value, reason if missing)."""
+def _resolve(mapping: Mapping, data: Data, var: Variable, ctx: _Context
+             ) -> tuple[Any, tuple[str, str]]:
+    """(value, ("", "")) or (_MISSING, (reason in English, reason in Swedish))."""
     person = data.persons.get(ctx.person_key)
     lo = ctx.trigger + dt.timedelta(days=var.window_days[0])
     hi = ctx.trigger + dt.timedelta(days=var.window_days[1])
     src = var.source
     if src == "unit_id":
-        return ctx.unit_id, ""
+        return ctx.unit_id, _OK
     if src == "trigger_date":
-        return ctx.trigger.isoformat(), ""
+        return ctx.trigger.isoformat(), _OK
     if src == "treatment_start":
-        return (ctx.treatment_start.isoformat(), "") if ctx.treatment_start else (
-            _MISSING, "no treatment start")
+        return (ctx.treatment_start.isoformat(), _OK) if ctx.treatment_start else (
+            _MISSING, ("no treatment start", "inget datum för behandlingsstart"))
     if src == "end_reason":
-        return (ctx.end_reason, "") if ctx.end_reason else (_MISSING, "no end reason recorded")
+        return (ctx.end_reason, _OK) if ctx.end_reason else (
+            _MISSING, ("no end reason recorded", "ingen avslutsorsak registrerad"))
     if src == "stay_end":
-        return (ctx.stay_end.isoformat(), "") if ctx.stay_end else (
-            _MISSING, "the stay has no discharge date")
+        return (ctx.stay_end.isoformat(), _OK) if ctx.stay_end else (
+            _MISSING, ("the stay has no discharge date", "vårdtillfället saknar slutdatum"))
     if src.startswith("person."):
         if person is None:
-            return _MISSING, "person not in the store"
+            return _MISSING, ("person not in the store", "personen finns inte i databasen")
         value = {"person.sex": person.sex, "person.birth_year": person.birth_date.year,
                  "person.municipality_code": person.municipality_code}[src]
-        return (value, "") if value is not None else (_MISSING, "not recorded for the person")
+        return (value, _OK) if value is not None else (
+            _MISSING, ("not recorded for the person", "inte registrerat för personen"))
     if src == "dx_group":
         contacts = [c for c in data.contacts.get(ctx.person_key, [])
                     if c.date <= ctx.trigger and c.dx_group in mapping.eligibility.dx_groups]
         at_unit = [c for c in contacts if c.unit_id == ctx.unit_id] or contacts
         if not at_unit:
-            return _MISSING, f"no contact with an F1x diagnosis on or before {ctx.trigger}"
-        return at_unit[-1].dx_group, ""
+            return _MISSING, (f"no contact with an F1x diagnosis on or before {ctx.trigger}",
+                              f"ingen kontakt med F1x-diagnos till och med {ctx.trigger}")
+        return at_unit[-1].dx_group, _OK
     if src == "substance_count":
         groups = {c.dx_group for c in data.contacts.get(ctx.person_key, [])
                   if lo <= c.date <= hi and c.dx_group in mapping.eligibility.dx_groups}
-        return len(groups), ""
+        return len(groups), _OK
     if src == "psych_groups":
         found = sorted({g.strip() for c in data.contacts.get(ctx.person_key, [])
                         if lo <= c.date <= hi and c.psych_groups
                         for g in str(c.psych_groups).replace(";", ",").split(",") if g.strip()})
-        return ",".join(found) if found else "none", ""
+        return (",".join(found) if found else "none"), _OK
     if src == "medication":
         active = any(any(m.atc.startswith(p) for p in var.atc_prefixes)
                      and m.start_date <= ctx.trigger
                      and (m.end_date is None or m.end_date >= ctx.trigger)
                      for m in data.medications.get(ctx.person_key, []))
-        return ("yes" if active else "no"), ""
+        return ("yes" if active else "no"), _OK
     if src == "assessment":
         found = [a for a in data.assessments.get(ctx.person_key, [])
                  if a.instrument == var.instrument and lo <= a.date <= hi]
         if not found:
-            return _MISSING, (f"no {var.instrument} within {var.window_days[0]}.."
-                              f"+{var.window_days[1]} days of {ctx.trigger}")
+            days = f"{var.window_days[0]}..+{var.window_days[1]}"
+            return _MISSING, (f"no {var.instrument} within {days} days of {ctx.trigger}",
+                              f"ingen {var.instrument} inom {days} dagar från {ctx.trigger}")
         best = min(found, key=lambda a: (abs((a.date - ctx.trigger).days), a.date))
         if var.measure == "total":
             value = best.score
@@ -219,9 +226,10 @@ def _resolve(mapping: Mapping, data: Data, var: Variable, ctx: _Context) -> tupl
         else:
             value = _loads(best.subscores).get(var.measure)
         if value is None:
-            return _MISSING, f"{var.instrument} of {best.date} has no {var.measure}"
-        return _number(value), ""
-    return _MISSING, var.note or "not captured in Utfall"
+            return _MISSING, (f"{var.instrument} of {best.date} has no {var.measure}",
+                              f"{var.instrument} från {best.date} saknar {var.measure}")
+        return _number(value), _OK
+    return _MISSING, (var.note or "not captured in Utfall", "registreras inte i Utfall")
 
 
 def build_form(mapping: Mapping, data: Data, form: Form, ctx: _Context, anchor: str
@@ -236,23 +244,26 @@ def build_form(mapping: Mapping, data: Data, form: Form, ctx: _Context, anchor: 
             codes = mapping.code_lists[var.code_list]
             coded = codes.get(str(value))
             if coded is None:
-                value, reason = _MISSING, f"value {value!r} is not in code list {var.code_list}"
+                value, reason = _MISSING, (
+                    f"value {value!r} is not in code list {var.code_list}",
+                    f"värdet {value!r} finns inte i kodlistan {var.code_list}")
             else:
                 value = coded
         if value is _MISSING:
             record.variables[ident] = None
             if var.required:
-                record.gaps.append(Gap(form.id, ctx.person_key, ctx.unit_id, ident, reason))
+                record.gaps.append(Gap(form.id, ctx.person_key, ctx.unit_id, ident, *reason))
         else:
             record.variables[ident] = value
     return record
 
 
-def build_forms(mapping: Mapping, data: Data, as_of: dt.date) -> list[FormRecord]:
-    """Every form due by ``as_of`` for every eligible person."""
+def build_forms(mapping: Mapping, data: Data, as_of: dt.date,
+                persons: set[str] | None = None) -> list[FormRecord]:
+    """Every form due by ``as_of`` for every eligible person (or those of ``persons``)."""
     out: list[FormRecord] = []
     rule = mapping.eligibility
-    for person_key in sorted(data.persons):
+    for person_key in sorted(data.persons if persons is None else persons & set(data.persons)):
         units = established(mapping, data, person_key)
         for form in mapping.forms:
             if form.trigger == "established":

@@ -201,8 +201,51 @@ def record_receipt(engine: Engine, path: Path) -> dict[str, Any]:
     return {"export_id": export_id, "status": status, "rejected_forms": marked}
 
 
-def unit_gaps(engine: Engine, mapping: Mapping, unit_id: str, as_of: dt.date) -> list[Gap]:
-    """Gaps of one unit's forms (for the unit's page)."""
-    with engine.connect() as conn:
-        forms = build_forms(mapping, load_data(conn), as_of)
-    return [g for f in forms if f.unit_id == unit_id for g in f.gaps]
+@dataclass(frozen=True)
+class UnitGap:
+    """A gap shown to the unit: the person (masked identity) and what is missing."""
+
+    person_key: str
+    person: str
+    form: str
+    trigger_date: dt.date
+    variable: str
+    reason: str
+    reason_sv: str
+
+
+def unit_gaps(conn: Any, actor: Actor, mapping: Mapping, unit_id: str | None,
+              as_of: dt.date) -> list[UnitGap]:
+    """Missing required data in the forms of the actor's unit, so staff can fill it.
+
+    Unit-level access as the work list (own unit, care roles); every person listed is
+    checked with the access policy and the read is audited (``register_gaps``).
+    """
+    from utfall.access.policy import AccessDenied, require_unit_scope
+    from utfall.care._common import access
+    from utfall.care.persons import masked_identity
+    from utfall.store.models import Contact, Enrolment
+
+    require_unit_scope(conn, actor, unit_id)
+    persons = {r[0] for r in conn.execute(select(Contact.person_key).where(
+        Contact.unit_id == unit_id).distinct())}
+    persons |= {r[0] for r in conn.execute(select(Enrolment.person_key).where(
+        Enrolment.unit_id == unit_id).distinct())}
+    forms = [f for f in build_forms(mapping, load_data(conn), as_of, persons)
+             if f.unit_id == unit_id and f.gaps]
+    out: list[UnitGap] = []
+    by_person: dict[str, list[FormRecord]] = {}
+    for f in forms:
+        by_person.setdefault(f.person_key, []).append(f)
+    for person_key, items in sorted(by_person.items()):
+        try:
+            access(conn, actor, person_key, "read", {
+                "what": "register_gaps", "register": mapping.register_id,
+                "unit_id": unit_id, "forms": len(items)})
+        except AccessDenied:
+            continue
+        label = masked_identity(conn, person_key)
+        out.extend(UnitGap(person_key, label, f.form, f.trigger_date, g.variable, g.reason,
+                           g.reason_sv)
+                   for f in items for g in f.gaps)
+    return sorted(out, key=lambda g: (g.trigger_date, g.person, g.form, g.variable))
