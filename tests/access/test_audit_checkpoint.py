@@ -280,3 +280,20 @@ def test_checkpoints_while_writers_append(url: str, settings: Settings) -> None:
     result = verify_store(engine, settings)
     assert result.problems == [] and result.total == 180
     assert taken >= 1
+
+
+def test_import_and_export_batches_write_checkpoints(settings: Settings, sqlite_url: str,
+                                                     tmp_path) -> None:
+    from tests.foundation.extract_factory import write_extract
+    from utfall.interop.extract_load import import_extract
+
+    engine = get_engine(sqlite_url)
+    import_extract(write_extract(tmp_path / "extract"), engine, settings=settings)
+    result = runner.invoke(app, ["export-analytics", str(tmp_path / "out"),
+                                 "--database", sqlite_url])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in
+               settings.effective_checkpoint_file.read_text().splitlines()]
+    assert [r["reason"] for r in records] == ["import", "export"]
+    assert records[-1]["count"] == records[0]["count"] + 1  # the export event
+    assert _verify(sqlite_url).exit_code == 0

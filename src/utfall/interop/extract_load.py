@@ -23,6 +23,7 @@ import polars as pl
 from sqlalchemy import Connection, Engine, inspect
 
 from utfall.access.audit import Actor, log_event
+from utfall.access.checkpoint import checkpoint_after_batch
 from utfall.access.pseudonym import IdentityVault
 from utfall.config import Settings, get_settings
 from utfall.instruments import InstrumentRegistry
@@ -104,6 +105,7 @@ def import_extract(folder: Path, engine: Engine | None, *, settings: Settings | 
             "folder": Path(folder).name, "batch_id": batch_id, "source": validated.source,
             "rows": validated.row_counts, "synthetic": validated.synthetic,
             **result.summary()})
+    checkpoint_after_batch(engine, "import", settings)  # signed audit checkpoint per batch
     result.seconds = time.perf_counter() - t0
     return result
 
