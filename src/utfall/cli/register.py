@@ -94,3 +94,28 @@ def receipt_command(
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     console.print_json(json.dumps(recorded))
+
+
+@register_app.command("coverage")
+def coverage_command(
+    register: str = typer.Option(..., "--register", help="Register, t.ex. / e.g. sbr"),
+    as_of: str | None = typer.Option(None, "--as-of", help="Datagräns / data cut-off date"),
+    database: str | None = typer.Option(None, "--database", envvar="UTFALL_DATABASE_URL"),
+) -> None:
+    """Register coverage per unit and year (new registration within 30 days, 12-month
+    follow-up), after disclosure control: display columns only."""
+    from utfall.followup import local_today
+    from utfall.interop.register import MappingError, load_mapping
+    from utfall.interop.register.coverage import disclosed_coverage
+
+    try:
+        mapping = load_mapping(register)
+    except MappingError as exc:
+        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    cut_off = _date(as_of, "--as-of") or local_today()
+    with _engine(database).connect() as conn:
+        table = disclosed_coverage(conn, mapping, cut_off)
+    keep = ("indicator_id", "period", "breakdown", "level", "numerator_display",
+            "denominator_display", "value_display", "suppressed")
+    console.print_json(json.dumps([{k: r.get(k) for k in keep} for r in table.to_pylist()]))
