@@ -154,6 +154,8 @@ def test_server_access_log_has_no_tokens(world: World, tmp_path: Path) -> None:
     assert "/r/[redacted]" in text, text  # the requests were logged ...
     assert "token=[redacted]" in text
     assert token not in text  # ... without the token
+    # the scheduler checkpointed the seeded events at start, into the application log
+    assert "audit checkpoint" in text and '"reason":"startup"' in text
 
 
 def test_private_file_modes(tmp_path: Path, monkeypatch) -> None:

@@ -190,6 +190,8 @@ def write_checkpoint(engine: Engine, reason: str, settings: Settings | None = No
     with engine.connect() as conn:
         if last is None:  # the first checkpoint of the store, or a re-anchoring
             rows = list(_rows(conn))
+            if not rows and not force and not reanchor:
+                return None
             base_hash = rows[0].prev_hash if rows else GENESIS
             problems: list[Any] = verify_chain(rows, start=base_hash)
             bases = _bases(records)
@@ -380,24 +382,39 @@ class _Scheduler(threading.Thread):
 
     def run(self) -> None:  # pragma: no cover - timing dependent
         timeout = self.minutes * 60 if self.minutes else None
+        reason = "startup"  # at start: new events since the last checkpoint, and a check
         while True:
-            if self.wake.wait(timeout):
-                self.wake.clear()
-                time.sleep(GRACE_SECONDS)  # let the transaction that logged the N-th commit
             try:
-                write_checkpoint(self.engine, "periodic", self.settings, force=False)
+                write_checkpoint(self.engine, reason, self.settings, force=False)
             except CheckpointRefused as exc:
                 log.error("audit checkpoint refused: %s", exc)
             except Exception:
                 log.exception("audit checkpoint failed")
+            reason = "periodic"
+            if self.wake.wait(timeout):
+                self.wake.clear()
+                time.sleep(GRACE_SECONDS)  # let the transaction that logged the N-th commit
 
 
 _schedulers: dict[int, _Scheduler] = {}
 _schedulers_lock = threading.Lock()
 
 
+def _log_somewhere() -> None:
+    """Checkpoints go to the application log: give ``utfall.audit`` a stderr handler
+    when nothing else would print its INFO records (e.g. under plain uvicorn)."""
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+
+
 def start_periodic(engine: Engine, settings: Settings) -> None:
-    """Start the checkpoint scheduler of ``engine`` (once per process and engine)."""
+    """Start the checkpoint scheduler of ``engine`` (once per process and engine): a
+    checkpoint at start (if events were added), then every N events / T minutes."""
+    _log_somewhere()
     if not settings.audit_checkpoint_every and not settings.audit_checkpoint_minutes:
         return
     with _schedulers_lock:
