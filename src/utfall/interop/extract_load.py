@@ -173,7 +173,13 @@ def load_validated(conn: Connection, validated: ValidatedExtract, vault: Identit
     stages: dict[str, str] = {}
     changes: dict[str, TableChanges] = {}
     problems: list[Problem] = []
+    sqlite = conn.dialect.name == "sqlite"
     for name, frame in frames.items():
+        if merge.is_empty(conn, name):  # nothing to compare with: all rows are new
+            changes[name] = merge.all_new(frame.height)
+            if write and not (sqlite and name != "units"):
+                stages[name] = merge.stage(conn, name, frame)  # PostgreSQL loads via COPY
+            continue
         stages[name] = merge.stage(conn, name, frame)
         problems += merge.conflicts(conn, name, stages[name], validated.files.get(name, name),
                                     validated.source)
@@ -182,7 +188,10 @@ def load_validated(conn: Connection, validated: ValidatedExtract, vault: Identit
         raise ExtractRejected(problems, validated.warnings)
     if write:
         for name, frame in frames.items():
-            merge.upsert(conn, name, stages[name], frame, progress)
+            if name in stages:
+                merge.upsert(conn, name, stages[name], frame, progress)
+            else:
+                merge.insert_direct(conn, name, frame, progress)
             _checkpoint(f"after-{name}")
     for stage_name in stages.values():
         merge.drop_stage(conn, stage_name)

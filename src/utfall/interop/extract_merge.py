@@ -213,6 +213,35 @@ def count_changes(conn: Connection, name: str, stage_name: str, rows: int) -> Ta
                         {c: int(n) for c, n in zip(columns, per_column, strict=True) if n})
 
 
+def is_empty(conn: Connection, name: str) -> bool:
+    """True when the store table of ``name`` has no rows yet."""
+    table = "unit" if name == "units" else TARGETS[name].table
+    return conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is None
+
+
+def insert_direct(conn: Connection, name: str, frame: pl.DataFrame,
+                  progress: Progress | None) -> None:
+    """SQLite, into an empty table: ``executemany`` of plain tuples, no stage (the
+    first import of a region is the largest; nothing to compare with)."""
+    target = TARGETS[name]
+    frame = frame.select(target.columns).sort(list(target.keys))
+    frame = frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items()
+                                if t == pl.Date])
+    sql = (f"INSERT INTO {target.table} ({', '.join(target.columns)}) "
+           f"VALUES ({', '.join('?' for _ in target.columns)})")
+    rebuild = _drop_secondary_indexes(conn, target.table, frame.height)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    done = 0
+    for chunk in frame.iter_slices(CHUNK):
+        cursor.executemany(sql, chunk.iter_rows())
+        done += chunk.height
+        if progress:
+            progress(name, done, frame.height)
+    cursor.close()
+    for create in rebuild:
+        conn.exec_driver_sql(create)
+
+
 def all_new(rows: int) -> TableChanges:
     """The changes of a table loaded into an empty store."""
     return TableChanges(rows, rows, 0, 0, {})

@@ -116,7 +116,10 @@ def _read_csv(path: Path, name: str) -> RawTable:
                                                  "(line breaks inside quoted fields)")
     else:
         lines = pl.int_range(2, frame.height + 2, eager=True)
-    return RawTable(name, file, header, frame.with_columns(pl.Series(LINE, lines, pl.Int64)))
+    frame = frame.with_columns(pl.Series(LINE, lines, pl.Int64))
+    if frame.width > 1:  # blank lines (every field empty) carry nothing: skipped
+        frame = frame.filter(~pl.all_horizontal(pl.exclude(LINE).is_null()))
+    return RawTable(name, file, header, frame)
 
 
 def _strip_and_null(frame: pl.DataFrame) -> pl.DataFrame:

@@ -189,7 +189,9 @@ def _read_manifest(folder: Path, out: _Collector) -> dict:
         if not path.is_file():
             raise ValueError("not a file")
         if path.stat().st_size > spec.MANIFEST_CAP:
-            raise ValueError(f"larger than {spec.MANIFEST_CAP // 1024} KiB")
+            out.errors.append(Problem(spec.MANIFEST, 1, "(file)",
+                                      f"larger than {spec.MANIFEST_CAP // 1024} KiB"))
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         out.errors.append(Problem(spec.MANIFEST, 1, "(file)", "not valid UTF-8"))
@@ -325,29 +327,41 @@ def _check_characters(table: RawTable, df: pl.DataFrame, out: _Collector) -> pl.
     """Maximum length and allowed characters of every column (the same for every store).
 
     A value that breaks them is reported once and then treated as absent, so no later
-    rule repeats it; the folder is rejected anyway.
+    rule repeats it; the folder is rejected anyway. One parallel pass finds the columns
+    with any such value; only those are looked at again.
     """
     specs = {c.name: c for c in spec.TABLES[table.name]}
-    bad_cells = []
+    rules: dict[str, tuple[spec.Column, pl.Expr, pl.Expr]] = {}
     for name in df.columns:
         if name == LINE:
             continue
         col = specs.get(name, spec.ITEM_COLUMN)
         c = pl.col(name)
-        length = c.str.len_chars()
-        too_long = c.is_not_null() & (length > col.max_len)
-        out.fail(table.file, df, too_long, name,
-                 pl.format(f"longer than {col.max_len} characters ({{}})", length))
+        too_long = c.is_not_null() & (c.str.len_chars() > col.max_len)
         forbidden = spec.FORBIDDEN_IN_FREE_TEXT if col.free_text else spec.FORBIDDEN_CHARS
         bad_char = c.is_not_null() & ~too_long & c.str.contains(forbidden)
-        hits = df.filter(bad_char)
-        if hits.height:
+        rules[name] = (col, too_long, bad_char)
+    if not rules or df.height == 0:
+        return df
+    hits = df.select([(too_long | bad_char).any().alias(name)
+                      for name, (_col, too_long, bad_char) in rules.items()]).row(0)
+    nulled = []
+    for (name, (col, too_long, bad_char)), hit in zip(rules.items(), hits, strict=True):
+        if not hit:
+            continue
+        out.fail(table.file, df, too_long, name,
+                 pl.format(f"longer than {col.max_len} characters ({{}})",
+                           pl.col(name).str.len_chars()))
+        forbidden = spec.FORBIDDEN_IN_FREE_TEXT if col.free_text else spec.FORBIDDEN_CHARS
+        bad = df.filter(bad_char)
+        if bad.height:
             reasons = [f"contains the control character U+{ord(ch):04X}, not allowed here"
-                       for ch in hits[name].str.extract(f"({forbidden})", 1).to_list()]
-            out.add(table.file, hits.select(LINE, pl.lit(name).alias("column"),
-                                            pl.Series("reason", reasons, pl.String)))
-        bad_cells.append(pl.when(too_long | bad_char).then(None).otherwise(c).alias(name))
-    return df.with_columns(bad_cells) if bad_cells else df
+                       for ch in bad[name].str.extract(f"({forbidden})", 1).to_list()]
+            out.add(table.file, bad.select(LINE, pl.lit(name).alias("column"),
+                                           pl.Series("reason", reasons, pl.String)))
+        nulled.append(pl.when(too_long | bad_char).then(None).otherwise(pl.col(name))
+                      .alias(name))
+    return df.with_columns(nulled) if nulled else df
 
 
 def _duplicates(df: pl.DataFrame, key: str, what: str) -> pl.DataFrame:
