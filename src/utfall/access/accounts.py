@@ -333,16 +333,21 @@ def authenticate_local(conn: Connection, username: str, password: str,
 
     Order: the client's limit (:data:`CLIENT_MAX_FAILED` failures within
     :data:`CLIENT_WINDOW_MINUTES`, answered ``rate_limited`` without hashing); then the
-    account's back-off (:func:`backoff_seconds`, skipped for a trusted ``device``);
-    then the password. Everything else answers ``invalid`` after the same hashing work.
-    The typed user name is stored only when it names an account.
+    account's back-off (:func:`backoff_seconds`); then the password. A trusted
+    ``device`` of the account (signed cookie, fewer than :data:`DEVICE_MAX_FAILED`
+    failures) skips both the client limit and the back-off. Everything else answers
+    ``invalid`` after the same hashing work. The typed user name is stored only when
+    it names an account.
     """
     maybe_prune(conn)
     now = _now()
     username = (username or "").strip()[:100]
     row = conn.execute(select(UserAccount).where(UserAccount.username == username)).first()
     stored_name = row.username if row is not None else UNKNOWN_USER
-    if client:
+    # the user's own browser is neither slowed by the account's back-off nor by the limit
+    # of a client address it may share with an attacker (NAT, a hospital's proxy)
+    trusted = row is not None and _device_trusted(conn, device, row.id, now)
+    if client and not trusted:
         since = now - dt.timedelta(minutes=CLIENT_WINDOW_MINUTES)
         failures = conn.execute(select(func.count()).select_from(LoginAttempt).where(
             LoginAttempt.client == client[:100], LoginAttempt.success.is_(False),
@@ -355,7 +360,7 @@ def authenticate_local(conn: Connection, username: str, password: str,
         _record(conn, stored_name, client, "invalid", device)
         raise LoginFailed("invalid")
     waiting_until = _aware(row.locked_until)
-    if waiting_until and waiting_until > now and not _device_trusted(conn, device, row.id, now):
+    if waiting_until and waiting_until > now and not trusted:
         verify_password(None, password)  # the same answer and time as a wrong password
         _record(conn, stored_name, client, "backoff", device)
         raise LoginFailed("invalid")
