@@ -70,6 +70,10 @@ async def _too_large(scope: Scope, send: Send, limit: int) -> None:
                           ).encode()
         kind = b"application/json"
     else:
+        page = _error_page(scope, limit)
+        if page is not None:
+            await page(scope, _no_body, send)
+            return
         body = (f"<!doctype html><html lang=\"sv\"><meta charset=\"utf-8\"><title>413</title>"
                 f"<h1>För stor förfrågan / Request too large</h1>"
                 f"<p>Det som skickades är större än {limit // KIB} KiB och togs inte emot. / "
@@ -83,6 +87,29 @@ async def _too_large(scope: Scope, send: Send, limit: int) -> None:
         (b"referrer-policy", b"no-referrer"),
         (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _error_page(scope: Scope, limit: int) -> Any:
+    """The app's error page (language, layout) for a refused body; None if unavailable."""
+    if "app" not in scope:
+        return None
+    try:
+        from starlette.requests import Request
+
+        from utfall.i18n import t
+        from utfall.web.render import locale_of, render
+
+        request = Request(scope)
+        reason = t("web.error.413", locale_of(request), kib=limit // KIB)
+        response = render(request, "error.html", {"status": 413, "reason": reason}, 413)
+    except Exception:  # never let the refusal itself fail
+        return None
+    response.headers["Connection"] = "close"
+    return response
 
 
 class BodyLimit:
