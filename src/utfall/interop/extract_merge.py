@@ -175,10 +175,11 @@ def conflicts(conn: Connection, name: str, stage_name: str, file: str,
                                     f"{earlier}; a re-import may not move a record to another "
                                     "person"))
         else:
+            this = f"source '{source}'" if source else "no source"
             problems.append(Problem(file, int(line), "contact_id",
                                     f"contact '{shown(ident)}' was imported from "
                                     f"{_source_text(stored_source)} in {earlier}; this extract "
-                                    f"is from {_source_text(source)}"))
+                                    f"has {this}"))
     return problems
 
 

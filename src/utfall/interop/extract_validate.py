@@ -40,6 +40,7 @@ from utfall.interop.extract_read import LINE, Problem, RawTable, read_table
 from utfall.interop.extract_scan import shown, shown_expr
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+PROCEDURE_KEY = ["person_key", "unit_id", "date", "contact_id", "kva_code"]
 MUNICIPALITY_RE = r"^\d{4}$"
 
 
@@ -175,10 +176,17 @@ def scoped_contact_id(source: str | None, contact_id: str) -> str:
 
 
 def _scope_contact_ids(frames: dict[str, pl.DataFrame], source: str) -> dict[str, pl.DataFrame]:
+    """``contact_id`` → ``source:contact_id`` in contacts and procedures (whose row key,
+    which includes the contact, is recomputed: two systems' procedures never merge)."""
     scoped = pl.lit(source + ":") + pl.col("contact_id")
-    return {name: frame.with_columns(scoped.alias("contact_id"))
-            if name in ("contacts", "procedures") else frame
-            for name, frame in frames.items()}
+    frames = dict(frames)
+    if "contacts" in frames:
+        frames["contacts"] = frames["contacts"].with_columns(scoped.alias("contact_id"))
+    if "procedures" in frames:
+        procedures = frames["procedures"].with_columns(scoped.alias("contact_id"))
+        frames["procedures"] = _row_keys(procedures.drop("row_key"), PROCEDURE_KEY).select(
+            frames["procedures"].columns)
+    return frames
 
 
 def _read_manifest(folder: Path, out: _Collector) -> dict:
@@ -577,9 +585,8 @@ def _procedures(table: RawTable, ctx: _Context, contacts: pl.DataFrame | None) -
              & (pl.col("_cpk") != pl.col("person_key")), "contact_id",
              pl.format("contact '{}' belongs to another person", shown_expr(pl.col("contact_id"))))
     _unknown_codes(df, "kva_code", set(code_systems().kva), "KVÅ", file, out)
-    df = df.unique(["person_key", "unit_id", "date", "contact_id", "kva_code"], keep="first",
-                   maintain_order=True)
-    df = _row_keys(df, ["person_key", "unit_id", "date", "contact_id", "kva_code"])
+    df = df.unique(PROCEDURE_KEY, keep="first", maintain_order=True)
+    df = _row_keys(df, PROCEDURE_KEY)
     return df.select("row_key", "person_key", "unit_id", "date", "contact_id", "kva_code", LINE)
 
 
