@@ -212,10 +212,12 @@ def test_walk_account_pages_in_chromium(tmp_path: Path) -> None:
             main = page.inner_text("main")
             assert "Användare" in main and "Behandlare (region)" in main
             shot(page, f"accounts-users-{label}")
-            page.get_by_role("link", name="clin2").click()
+            page.get_by_role("link", name="clin2").focus()  # keyboard: focus + Enter
+            page.keyboard.press("Enter")
             page.wait_for_url("**/admin/users/*")
             page.get_by_label("Enheter", exact=True).select_option(["soc-malmo"])
-            page.get_by_role("button", name="Spara").click()
+            page.get_by_role("button", name="Spara").focus()
+            page.keyboard.press("Enter")
             page.wait_for_load_state()
             assert "huvudman" in page.inner_text("main")
             shot(page, f"accounts-user-edit-error-{label}")
