@@ -195,6 +195,41 @@ def scenario(draw, tag: str) -> dict[str, list[dict]]:
          "date": draw(_dates()), "score": draw(_maybe(st.integers(0, 12).map(float)))}
         for _ in range(draw(st.integers(0, 6)))
     ]
+    # rows built around others, so the rarer numerators happen: a follow-up near an
+    # enrolment's due date, an intake/follow-up pair with an F10 contact in the intake
+    # year, a contact some days after an inpatient discharge
+    for e in enrolments:
+        if e["start_date"] and draw(st.booleans()):
+            stage, offset = draw(st.sampled_from([("month-6", 182), ("month-12", 365)]))
+            day = e["start_date"] + _days(offset + draw(st.integers(-35, 65)))
+            assessments.append({"person_key": e["person_key"], "unit_id": f"{tag}U1",
+                                "instrument": "audit", "stage": stage,
+                                "date": min(day, CUT_OFF), "score": 5.0})
+    for _ in range(draw(st.integers(0, 2))):
+        person, day = draw(keys), draw(_dates())
+        instrument = draw(st.sampled_from(["audit", "audit-c"]))
+        for stage, when in (("intake", day), (draw(st.sampled_from(["month-6", "month-12"])),
+                                              day + _days(draw(st.integers(0, 400))))):
+            assessments.append({"person_key": person, "unit_id": f"{tag}U{draw(st.integers(1, 2))}",
+                                "instrument": instrument, "stage": stage,
+                                "date": min(when, CUT_OFF),
+                                "score": float(draw(st.integers(0, 12)))})
+        if draw(st.booleans()):
+            contacts.append({"contact_id": draw(ids), "person_key": person, "unit_id": f"{tag}U1",
+                             "date": D(day.year, 6, 1), "end_date": None,
+                             "contact_type": "outpatient", "main_dx": "F102", "dx_group": "F10",
+                             "psych_groups": None})
+    for c in [c for c in contacts if c["end_date"] is not None]:
+        if draw(st.booleans()):
+            day = c["end_date"] + _days(draw(st.integers(0, 40)))
+            contacts.append({"contact_id": draw(ids), "person_key": c["person_key"],
+                             "unit_id": draw(units), "date": min(day, CUT_OFF), "end_date": None,
+                             "contact_type": draw(st.sampled_from(["outpatient",
+                                                                   "social_services"])),
+                             "main_dx": draw(dx), "dx_group": None, "psych_groups": None})
+    for c in contacts:  # dx_group follows main_dx
+        main = c["main_dx"]
+        c["dx_group"] = main[:3] if main and main.startswith("F1") else None
     return {"person": people, "unit": unit, "contact": contacts, "procedure": procedures,
             "medication": medications, "enrolment": enrolments, "assessment": assessments}
 
