@@ -163,7 +163,7 @@ def observations(request: Request,
 def observation_read(ident: FhirId, request: Request,
                      principal: Principal = Depends(needs_role(*CARE))) -> FhirResponse:
     with request.app.state.engine.begin() as conn:
-        key = service.person_of_assessment(conn, ident[:32])
+        key = service.person_of_assessment(conn, ident, observation=True)
         request.state.person_key = key
         return _one(service.observations(conn, principal.actor, key), ident)
 

@@ -28,10 +28,15 @@ def _definition(instrument: str) -> Any:
         return None
 
 
-def person_of_assessment(conn: Connection, assessment_id: str) -> str:
-    """The person key of an assessment id (404 when unknown; no data released)."""
+def person_of_assessment(conn: Connection, ident: str, *, observation: bool = False) -> str:
+    """The person key of an assessment id, or of the assessment an Observation id
+    (``<assessment>-<measure>``) derives from (404 when unknown; no data released)."""
+    candidates = [ident]
+    if observation:
+        parts = ident.split("-")
+        candidates = ["-".join(parts[:n]) for n in range(1, len(parts))]
     row = conn.execute(select(Assessment.person_key)
-                       .where(Assessment.row_key == assessment_id)).first()
+                       .where(Assessment.row_key.in_(candidates))).first()
     if row is None:
         raise FhirError(404, "not-found", "unknown resource id", "okänd resurs")
     return str(row[0])
