@@ -165,9 +165,10 @@ def create_relation(conn: Connection, actor: Actor, person_key: str, *, unit_id:
 
 
 def list_relations(conn: Connection, actor: Actor, person_key: str) -> list[dict[str, Any]]:
-    """Relations of the person at units of the actor's own organisation (a logged read).
+    """Relations of the person at units of the actor's own organisation, and those its
+    units made (referrals out), as a logged read.
 
-    Other principals' relations are never listed: they would tell which care the
+    Other principals' own relations are never listed: they would tell which care the
     person receives elsewhere.
     """
     from utfall.access.policy import actor_organisation, require_person_access
@@ -186,8 +187,9 @@ def _relations(conn: Connection, person_key: str, organisation_id: int | None
     out = []
     for r in conn.execute(select(CareRelation).where(CareRelation.person_key == person_key)
                           .order_by(CareRelation.valid_from, CareRelation.id)):
-        if organisation_id is not None and orgs.get(r.unit_id) != organisation_id:
-            continue
+        if organisation_id is not None and organisation_id not in (
+                orgs.get(r.unit_id), orgs.get(r.created_unit_id or "")):
+            continue  # own units' relations, and the referrals the own organisation made
         active = (r.ended_at is None and r.valid_from <= today
                   and (r.valid_to is None or r.valid_to >= today))
         out.append({"id": r.id, "unit_id": r.unit_id, "unit": names.get(r.unit_id),
