@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 from utfall.store.db import current_revisions, is_unavailable, pending_heads
 
 log = logging.getLogger("utfall.web")
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], include_in_schema=False)  # like the pages
 
 RETRY_AFTER_SECONDS = 5
 QUIET_SECONDS = 60.0  # a failure after this long without one starts a new burst
