@@ -60,6 +60,15 @@ def _patient(request: Request, patient: str | None, subject: str | None = None) 
     return key
 
 
+def _key_of_subject(request: Request, resource: Any) -> None:
+    """Remember the subject's person key (a refusal is then logged against it)."""
+    subject = resource.get("subject") if isinstance(resource, dict) else None
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    key = ref.removeprefix("Patient/") if isinstance(ref, str) else ""
+    valid = len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+    request.state.person_key = key if valid else None
+
+
 def _bundle(request: Request, resources: list[dict[str, Any]]) -> FhirResponse:
     return FhirResponse(searchset(resources, _base(request)))
 
@@ -117,9 +126,7 @@ async def response_create(request: Request,
     """Store a QuestionnaireResponse as a scored, flagged, audited assessment."""
     csrf_checked(request, principal)
     resource = await _json_body(request)
-    key = (resource.get("subject") or {}).get("reference", "") if isinstance(
-        resource, dict) else ""
-    request.state.person_key = key.removeprefix("Patient/") or None
+    _key_of_subject(request, resource)
     with request.app.state.engine.begin() as conn:
         ident, stored = service.record_response(conn, principal.actor, principal.unit_id,
                                                 resource)
@@ -280,6 +287,9 @@ async def transaction(request: Request,
         raise FhirError(400, "structure", "expected a transaction Bundle",
                         "en transaktions-Bundle förväntades")
     entries = bundle.get("entry") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise FhirError(400, "structure", "Bundle.entry must be a list of entries",
+                        "Bundle.entry ska vara en lista av poster", ["Bundle.entry"])
     for n, entry in enumerate(entries):
         req = entry.get("request") or {}
         resource = entry.get("resource") or {}
@@ -293,8 +303,7 @@ async def transaction(request: Request,
     out = []
     with request.app.state.engine.begin() as conn:  # one transaction: all or nothing
         for n, entry in enumerate(entries):
-            ref = ((entry["resource"].get("subject") or {}).get("reference") or "")
-            request.state.person_key = ref.removeprefix("Patient/") or None
+            _key_of_subject(request, entry["resource"])
             try:
                 ident, stored = service.record_response(conn, principal.actor,
                                                          principal.unit_id, entry["resource"])
