@@ -58,4 +58,13 @@ def test_demo_accounts_and_cross_principal_flow(demo_engine, tmp_path: Path) -> 
         assert ok.status_code == 200, ok.text
         refused = client.post("/api/persons/search", json={"identity_number": unshared[0]},
                               headers=headers)
-        assert refused.status_code == 403
+        assert refused.status_code == 404  # the same answer as for an unknown person
+        # the clinician reaches the clinic's persons through their imported contacts
+        clin = client.post("/api/session", json={"username": again[0][0],
+                                                 "password": again[0][1]}).json()["token"]
+        found = client.post("/api/persons/search", json={"identity_number": shared[0]},
+                            headers={"Authorization": f"Bearer {clin}"})
+        assert found.status_code == 200, found.text
+        timeline = client.get(f"/api/persons/{found.json()['person_key']}/timeline",
+                              headers={"Authorization": f"Bearer {clin}"})
+        assert timeline.status_code == 200 and timeline.json()["contacts"]
