@@ -17,13 +17,37 @@ PG_ADMIN_URL = os.environ.get("UTFALL_TEST_PG_ADMIN_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+# Fixed test keys: a store built once per session (tests/web/conftest.py) stays readable
+# in every test that copies it.
+TEST_SECRET_KEY = "test-secret-" + "x" * 32
+TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with minimal cost in tests (verification reads the cost from each hash)."""
+    from argon2 import PasswordHasher
+
+    from utfall.access import accounts
+
+    saved = accounts._hasher, accounts._DUMMY_HASH
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("utfall-dummy-password")
+    yield
+    accounts._hasher, accounts._DUMMY_HASH = saved
+
+
+def set_test_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """Point the settings at ``data_dir`` with the fixed test keys."""
+    monkeypatch.setenv("UTFALL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("UTFALL_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("UTFALL_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings with a private data folder and fixed keys, also seen by get_settings()."""
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("UTFALL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("UTFALL_SECRET_KEY", "test-secret-" + "x" * 32)
-    monkeypatch.setenv("UTFALL_ENCRYPTION_KEY", key)
+    set_test_environment(monkeypatch, tmp_path / "data")
     monkeypatch.delenv("UTFALL_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     yield get_settings()

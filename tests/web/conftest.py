@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import set_test_environment
 from tests.web.factory import PASSWORD, World, build_world
-from utfall.config import Settings
+from utfall.config import Settings, get_settings
+from utfall.store.db import get_engine
 from utfall.web.app import create_app
 
 
-@pytest.fixture
-def world(settings: Settings, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("UTFALL_DATABASE_URL", sqlite_url)
-    from utfall.config import get_settings
-
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory
+                   ) -> tuple[Path, dict[str, str], dict[str, int]]:
+    """The seeded world built once per session: a checkpointed SQLite file to copy."""
+    folder = tmp_path_factory.mktemp("world-template")
+    built = folder / "built.db"
+    with pytest.MonkeyPatch.context() as mp:
+        set_test_environment(mp, folder / "data")
+        mp.setenv("UTFALL_DATABASE_URL", f"sqlite:///{built}")
+        get_settings.cache_clear()
+        world = build_world(f"sqlite:///{built}")
+        world.engine.dispose()
     get_settings.cache_clear()
-    return build_world(sqlite_url)
+    template = folder / "template.db"
+    with sqlite3.connect(built) as source, sqlite3.connect(template) as target:
+        source.backup(target)  # includes what is still in the WAL
+    return template, world.keys, world.org
+
+
+@pytest.fixture
+def world(settings: Settings, sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+          world_template: tuple[Path, dict[str, str], dict[str, int]]) -> World:
+    """A private copy of the seeded world for one test."""
+    monkeypatch.setenv("UTFALL_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    template, keys, org = world_template
+    target = Path(sqlite_url.removeprefix("sqlite:///"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+    os.chmod(target, 0o600)
+    return World(get_engine(sqlite_url), dict(keys), dict(org))
 
 
 @pytest.fixture
