@@ -28,16 +28,17 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from utfall.analytics.disclosure import (
+    RESULT_COLUMNS,
     DisclosureRules,
-    cell_key_noise,
-    coordinate_key,
+    Release,
     describe_applied,
     is_protected,
     load_rules,
+    protect_release,
     protection_metadata,
-    suppress_table,
 )
 from utfall.analytics.executor.backends import duckdb_tables
+from utfall.analytics.schema import RESULT_SCHEMA
 
 KVA_COLUMNS: tuple[str, ...] = ("AU119", "AU124", "DU119")
 COUNT_COLUMNS: tuple[str, ...] = (*KVA_COLUMNS, "persons")
@@ -148,42 +149,54 @@ def regional_counts(tables: Mapping[str, ir.Table]) -> pa.Table:
 
 
 def protect_regional(counts: pa.Table, rules: DisclosureRules | None = None) -> pa.Table:
-    """Disclosure-controlled regional table: count columns as display strings.
+    """The regional table protected on its own: count columns as display strings.
 
-    Counts 1–4 (below the configured threshold) become ``<5``, zeros stay ``0``. The
-    table publishes no additive margins (one person may count in several cells), so
-    only primary suppression bites; the rules still run through the generic
-    table-level :func:`~utfall.analytics.disclosure.suppress_table`. With the
-    ``cell_key`` method the counts get deterministic noise first.
+    Counts 1–4 (below the configured threshold) become ``<5``, zeros stay ``0``; no
+    additive margins are published (one person may count in several cells), but each
+    KVÅ column is at most ``persons``, so the attacker-driven secondary suppression of
+    :func:`~utfall.analytics.disclosure.protect_release` still runs. With the
+    ``cell_key`` method the counts get deterministic noise first. What is *published*
+    must come from the whole release instead (:func:`regional_table`), so that its
+    masks agree with the catalogue's ``dx_group`` cells.
     """
+    release = protect_release(pa.table({c: [] for c in RESULT_COLUMNS}, schema=RESULT_SCHEMA),
+                              rules, regional=counts)
+    return regional_display(release, rules)
+
+
+def regional_display(release: Release, rules: DisclosureRules | None = None) -> pa.Table:
+    """The regional part of a protected release as the publishable display table."""
     rules = rules or load_rules()
-    rows = counts.to_pylist()
-    values = [[int(r[c]) for c in COUNT_COLUMNS] for r in rows]
-    if rules.method == "cell_key":
-        values = [
-            [
-                v + cell_key_noise(v, coordinate_key(r["dx_group"], r["year"], c), rules)
-                for v, c in zip(vals, COUNT_COLUMNS, strict=True)
-            ]
-            for r, vals in zip(rows, values, strict=True)
-        ]
-    protected = suppress_table(values, rules=rules) if rows else None
+    rows = release.regional_rows
     out: dict[str, list[Any]] = {
         "dx_group": [r["dx_group"] for r in rows],
         "year": [r["year"] for r in rows],
     }
-    for j, col in enumerate(COUNT_COLUMNS):
-        out[col] = [protected.display[i][j] for i in range(len(rows))] if protected else []
+    for col in COUNT_COLUMNS:
+        out[col] = [r[col] for r in rows]
     table = pa.table(out, schema=REGIONAL_DISPLAY_SCHEMA)
-    n_masked = sum(1 for row in (protected.cell_reasons if protected else []) for why in row if why)
+    n_masked = sum(len(why) for why in release.regional_reasons)
     return table.replace_schema_metadata(protection_metadata(rules, n_masked))
+
+
+def regional_reasons(release: Release) -> list[dict[str, str]]:
+    """Per regional row: column → why it was masked (the recorded reasons)."""
+    return [{c: str(why) for c, why in row.items()} for row in release.regional_reasons]
 
 
 def regional_table(
     tables: Mapping[str, ir.Table], rules: DisclosureRules | None = None
 ) -> pa.Table:
-    """The publishable regional table: :func:`regional_counts` through disclosure control."""
-    return protect_regional(regional_counts(tables), rules)
+    """The publishable regional table: the regional part of the protected release.
+
+    The release (every indicator × breakdown plus this table) is protected as a whole,
+    so a cell masked in the catalogue's ``dx_group`` breakdown is masked here too.
+    Prefer :func:`utfall.analytics.runs.latest_release`, which stores the release once
+    per data state.
+    """
+    from utfall.analytics.runs import compute_release
+
+    return regional_display(compute_release(tables, rules), rules)
 
 
 # --------------------------------------------------------------------------- rendering

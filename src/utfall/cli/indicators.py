@@ -1,7 +1,7 @@
 """``utfall indicators``: compute the indicator catalogue, disclosure-controlled.
 
 Raw results never leave this command: every output passes
-``utfall.analytics.disclosure.apply_disclosure`` first.
+disclosure control first: the protected release (``utfall.analytics.runs.compute_release``).
 Exit codes: 0 ok, 1 bad data or source, 2 usage error.
 """
 
@@ -116,9 +116,9 @@ def indicators(
     """Beräkna indikatorkatalogen / compute the indicator catalogue (disclosure-controlled)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from utfall.analytics.disclosure import apply_disclosure
-    from utfall.analytics.executor.run import compute_catalogue, read_population
+    from utfall.analytics.executor.run import read_population
     from utfall.analytics.executor.run import store_results as st
+    from utfall.analytics.runs import compute_release
     from utfall.analytics.semantics.catalogue import ALL_BREAKDOWNS, load_catalogue
     from utfall.analytics.semantics.compiler import DEFAULT_AGE_BANDS, parse_age_bands
 
@@ -152,16 +152,18 @@ def indicators(
             TextColumn("[progress.description]{task.description}"), BarColumn(),
             MofNCompleteColumn(), console=err_console, transient=True,
         ) as progress:
-            task = progress.add_task("Indikatorer / indicators", total=len(ids))
-            raw = compute_catalogue(
-                tables, indicators=ids, breakdowns=breakdowns, years=year_list,
-                age_bands=bands, population=pop, catalogue=catalogue,
-                progress=lambda _id: progress.advance(task),
+            task = progress.add_task("Indikatorer / indicators", total=len(catalogue.ids))
+            # the whole release is protected once (every indicator × breakdown, the
+            # regional table) and the requested subset served from it, so the masks do
+            # not depend on what was asked for
+            release = compute_release(
+                tables, years=year_list, age_bands=bands, population=pop,
+                catalogue=catalogue, progress=lambda _id: progress.advance(task),
             )
     except Exception as exc:
         raise _fail(f"fel i underlaget / bad data: {exc}") from None
 
-    results = apply_disclosure(raw)
+    results = release.subset(indicators=ids, breakdowns=breakdowns)
     if store_results:
         run = st(results, store_results, catalogue_version=catalogue.version)
         err_console.print(f"{run}")

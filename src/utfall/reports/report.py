@@ -212,23 +212,28 @@ def build_report(
     rules = rules or load_rules()
     notes: list[str] = []
     catalogue_version = None
+    protected = regional = None
     if results is None and compute:
-        try:
-            from utfall.analytics.executor.run import compute_catalogue
-            from utfall.analytics.semantics.catalogue import load_catalogue
-        except ImportError:  # pragma: no cover - the engine ships with the package
-            notes.append("no_indicators")
-        else:
-            results = compute_catalogue(tables, indicators=indicators, progress=progress)
-            catalogue_version = load_catalogue().version
+        # one protected release: the report shows a subset of the same masks as
+        # every other output of this data state (regional table included)
+        from utfall.analytics.regional import regional_display
+        from utfall.analytics.runs import compute_release
+        from utfall.analytics.semantics.catalogue import load_catalogue
+
+        catalogue = load_catalogue()
+        release = compute_release(tables, rules, catalogue=catalogue, progress=progress)
+        protected = release.subset(indicators=indicators)
+        regional = regional_display(release, rules)
+        catalogue_version = catalogue.version
     elif results is not None and indicators:
         keep = set(indicators)
         results = results.filter(pa.array([i in keep for i in results["indicator_id"].to_pylist()]))
-    protected = apply_disclosure(results, rules) if results is not None else None
+    if protected is None and results is not None:
+        protected = apply_disclosure(results, rules)
     if protected is None:
         notes.append("no_indicators")
     return Report(
-        regional=regional_table(tables, rules),
+        regional=regional if regional is not None else regional_table(tables, rules),
         results=protected,
         quality=apply_disclosure(quality_results(tables), rules),
         rules=rules,

@@ -206,20 +206,15 @@ class ResultCache:
 
 
 def compute_aggregates(engine: Engine) -> dict[str, Any]:
-    """Indicator catalogue and regional table, both through disclosure control."""
-    from utfall.analytics.regional import regional_table, tables_from_arrow
-    from utfall.analytics.runs import latest_results
-    from utfall.store.canonical import canonical_tables
+    """Indicator catalogue and regional table: one protected release (same masks)."""
+    from utfall.analytics.runs import latest_release
 
-    tables = tables_from_arrow(canonical_tables(engine))
     out: dict[str, Any] = {"results": None, "regional": None, "errors": []}
-    try:
-        out["regional"] = regional_table(tables)
-    except Exception as exc:  # pragma: no cover - reported on the page
-        out["errors"].append(f"regional: {type(exc).__name__}")
     try:  # the latest stored run; computed and stored once when the data has changed
-        out["results"] = latest_results(engine)
-    except Exception as exc:  # pragma: no cover
+        release = latest_release(engine)
+        if release is not None:
+            out["results"], out["regional"] = release
+    except Exception as exc:  # pragma: no cover - reported on the page
         out["errors"].append(f"indicators: {type(exc).__name__}")
     return out
 

@@ -188,6 +188,7 @@ def build_model(
                 for c in REGIONAL_LINKS if r.get(c) is not None}
         for code, k in made.items():
             if code != "persons" and "persons" in made:
+                model.denominator_of[k] = made["persons"]
                 model.add_relation([(k, 1), (made["persons"], -1)], "<=", 0,
                                    "regional table row")
             ind, col = REGIONAL_LINKS[code]

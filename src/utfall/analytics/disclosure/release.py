@@ -74,10 +74,7 @@ def _primary(model: ReleaseModel, row_cells: Sequence[Mapping[str, int]]) -> Non
                 model.reasons[k] = Reason.primary(rules)
     if not (rules.complement and rules.threshold > 1):
         return
-    for cells in row_cells:
-        num, den = cells.get("numerator"), cells.get("denominator")
-        if num is None or den is None:
-            continue
+    for num, den in model.denominator_of.items():  # result rows and regional rows
         if model.reasons[num] is None and model.reasons[den] is None:
             gap = model.values[den] - model.values[num]
             if 0 < gap < rules.threshold:
@@ -95,10 +92,16 @@ def _sync_links(model: ReleaseModel) -> None:
         for m in members:
             if model.reasons[m] is None:
                 same = model.values[m] == model.values[masked[0]]
-                model.reasons[m] = (
-                    first if same and first.kind is not Kind.COMPLEMENT
-                    else Reason.secondary("the same count published elsewhere")
-                )
+                den = model.denominator_of.get(m)
+                own_complement = den is not None and (
+                    0 < model.values[den] - model.values[m] < model.rules.threshold)
+                keep = same and (first.kind is not Kind.COMPLEMENT or own_complement)
+                if keep:
+                    model.reasons[m] = first
+                elif model.values[m] >= model.rules.threshold:  # "..", never small
+                    model.reasons[m] = Reason.secondary("the same count published elsewhere")
+                else:  # a zero linked to a different, masked count says nothing
+                    model.reasons[m] = Reason.withheld()
 
 
 def _secondary(model: ReleaseModel) -> int:
