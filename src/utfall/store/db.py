@@ -11,8 +11,9 @@ SQLite discipline (the embedded default), so concurrent writers wait instead of 
   ``database is locked`` at once, because its snapshot is stale); an immediate one waits
   up to ``busy_timeout`` and, once it holds the lock, can no longer fail for concurrency.
   Plain ``engine.connect()`` (reads) stays deferred, so readers never block writers;
-- write transactions of one process queue on a lock before asking SQLite (a fair,
-  sleep-free hand-over instead of SQLite's polling busy handler), and a ``BEGIN
+- write transactions of one process queue on a first-come-first-served lock before asking
+  SQLite (a fair, sleep-free hand-over instead of SQLite's polling busy handler; the tail
+  latency under load drops), and a ``BEGIN
   IMMEDIATE`` that still finds the database locked is retried until a deadline: this is
   safe because nothing of the unit of work has run yet.
 
@@ -23,6 +24,7 @@ web app) statement, lock and idle-in-transaction timeouts; the pool size is conf
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import random
@@ -55,7 +57,43 @@ class _SQLiteEngine(Engine):
                 yield conn
 
 
-_writer_locks: dict[int, threading.Lock] = {}
+class FifoLock:
+    """A lock handed to its waiters in arrival order (``threading.Lock`` is not fair: under
+    load some writers wait many turns, which is what a p99 shows)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the lock; whether it was acquired."""
+        with self._mutex:
+            if not self._held and not self._waiters:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            try:
+                self._waiters.remove(turn)
+            except ValueError:  # handed over just as the wait timed out
+                return True
+            return False
+
+    def release(self) -> None:
+        """Hand the lock to the longest waiter (it stays held), or free it."""
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._held = False
+
+
+_writer_locks: dict[int, FifoLock] = {}
+_writer_locks_mutex = threading.Lock()
 _writer_held = threading.local()
 
 
@@ -63,7 +101,8 @@ _writer_held = threading.local()
 def _writer_turn(engine: Engine) -> Iterator[None]:
     """Queue the write transactions of this process (re-entrant per thread; a timed-out
     wait falls through to SQLite's own locking, which stays the guarantee)."""
-    lock = _writer_locks.setdefault(id(engine), threading.Lock())
+    with _writer_locks_mutex:
+        lock = _writer_locks.setdefault(id(engine), FifoLock())
     held: set[int] = getattr(_writer_held, "engines", set())
     _writer_held.engines = held
     if id(engine) in held:  # nested write transaction in the same thread: it waits for
