@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 PYTHON ?= python3
 UV := .tools/bin/uv
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint typecheck check bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -30,6 +30,12 @@ test: install
 
 lint: install
 	.venv/bin/ruff check src tests benchmarks
+
+typecheck: install
+	.venv/bin/mypy
+
+# what CI runs: lint, type check, then the whole test suite
+check: lint typecheck test
 
 bench: install
 	.venv/bin/python benchmarks/run_all.py
