@@ -29,6 +29,7 @@ from utfall.store.models_access import LoginAttempt, UserAccount, WebSession
 
 app = web_fixtures.app  # the web tests' fixtures: app on the seeded world, anonymous client
 anon = web_fixtures.anon
+world_template = web_fixtures.world_template  # the seeded world, built once per session
 
 
 def test_password_stored_as_argon2(world: World) -> None:
@@ -50,7 +51,14 @@ def test_login_ok_and_wrong_password(world: World) -> None:
     assert attempts == [True, False, False]
 
 
-def test_backoff_not_lock_after_repeated_failures(world: World) -> None:
+@pytest.fixture
+def slow_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-off waits of minutes, so the test never outlasts one on a busy machine."""
+    monkeypatch.setattr(accounts, "BACKOFF_BASE_SECONDS", 600)
+    monkeypatch.setattr(accounts, "BACKOFF_MAX_SECONDS", 600)
+
+
+def test_backoff_not_lock_after_repeated_failures(world: World, slow_backoff) -> None:
     with world.engine.begin() as conn:
         codes = []
         for _ in range(accounts.FREE_FAILURES):
@@ -207,7 +215,7 @@ def test_backoff_grows_and_is_capped() -> None:
     assert max(waits) == accounts.BACKOFF_MAX_SECONDS
 
 
-def test_attacker_cannot_lock_out_a_colleague(world: World) -> None:
+def test_attacker_cannot_lock_out_a_colleague(world: World, slow_backoff) -> None:
     """An attacker hammering a colleague's account from many addresses only slows
     unknown browsers; the colleague's own browser (device cookie) still gets in."""
     secret = b"k" * 32
@@ -232,7 +240,7 @@ def test_attacker_cannot_lock_out_a_colleague(world: World) -> None:
             authenticate_local(conn, "soc", PASSWORD, "10.1.1.1", colleague)
 
 
-def test_device_cookie_stops_helping_after_failures(world: World) -> None:
+def test_device_cookie_stops_helping_after_failures(world: World, slow_backoff) -> None:
     secret = b"s" * 32
     with world.engine.begin() as conn:
         uid = conn.execute(select(UserAccount.id).where(UserAccount.username == "soc")
@@ -244,7 +252,7 @@ def test_device_cookie_stops_helping_after_failures(world: World) -> None:
             authenticate_local(conn, "soc", PASSWORD, "10.2.2.2", stolen)
 
 
-def test_unknown_locked_and_wrong_answer_the_same(world: World) -> None:
+def test_unknown_locked_and_wrong_answer_the_same(world: World, slow_backoff) -> None:
     with world.engine.begin() as conn:
         for _ in range(accounts.FREE_FAILURES + 1):
             _fail(conn, "boss")

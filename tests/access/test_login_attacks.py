@@ -108,10 +108,8 @@ def test_login_attack_rerun(tmp_path: Path) -> None:
         _, r = _form_login(url, "clin", PASSWORD, colleague)
         count("lock-out of a colleague", r.status_code != 303
               or colleague.get(url + "/api/me").status_code != 200)
-        # a fresh browser of an attacker holding the right password waits (same answer)
-        r = httpx.post(url + "/api/session", json={"username": "clin", "password": PASSWORD},
-                       timeout=30)
-        count("back-off holds for other browsers", r.status_code == 200)
+        # (that a fresh browser with the right password waits is tested with a fixed clock
+        # in tests/access/test_accounts.py; here the shared address is rate-limited anyway)
         # ---------------------------------------------------------------- login CSRF
         for planted in ("attacker-value", "a.b.c", "x." + str(int(time.time()) + 999) + "." +
                         "0" * 64):

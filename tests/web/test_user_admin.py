@@ -74,7 +74,12 @@ def test_admin_edits_role_and_units(browser, app, world: World) -> None:
             "units": ["reg-laro", "reg-ber"]} in details
 
 
-def test_admin_deactivates_unlocks_and_resets(browser, app, world: World) -> None:
+def test_admin_deactivates_unlocks_and_resets(browser, app, world: World,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from utfall.access import accounts
+
+    monkeypatch.setattr(accounts, "BACKOFF_BASE_SECONDS", 600)  # never outlasted here
+    monkeypatch.setattr(accounts, "BACKOFF_MAX_SECONDS", 600)
     root, csrf = browser("root")
     soc, _ = browser("soc")
     uid = _uid(world, "soc")
