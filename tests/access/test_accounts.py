@@ -24,6 +24,7 @@ from utfall.access.sessions import (
     load_session,
     revoke_session,
     revoke_user_sessions,
+    touch_session,
 )
 from utfall.store.models_access import LoginAttempt, UserAccount, WebSession
 
@@ -134,6 +135,24 @@ def test_sessions_expire_and_revoke(world: World) -> None:
         revoke_user_sessions(conn, uid)
         assert load_session(conn, token4) is None
         assert load_session(conn, "nonsense") is None
+
+
+def test_session_read_without_touch_writes_nothing(world: World) -> None:
+    """The web layer reads sessions read-only and refreshes last_seen separately."""
+    with world.engine.begin() as conn:
+        uid = conn.execute(select(UserAccount.id).where(UserAccount.username == "clin")
+                           ).scalar_one()
+        token = create_session(conn, uid, "reg-ber")
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        conn.execute(update(WebSession).values(last_seen=old))
+        session = load_session(conn, token, touch=False)
+        assert session is not None and session.stale
+        seen = conn.execute(select(WebSession.last_seen)).scalar_one()
+        assert abs((seen.replace(tzinfo=dt.UTC) if seen.tzinfo is None else seen) - old
+                   ) < dt.timedelta(seconds=1)
+        touch_session(conn, session.id)
+        again = load_session(conn, token, touch=False)
+        assert again is not None and not again.stale
 
 
 # ------------------------------------------------------------------ password policy (ASVS V2.1)
@@ -355,8 +374,14 @@ def test_expired_login_csrf_refused() -> None:
     assert not check_login_csrf(b"other-key" * 4, fresh, fresh)
 
 
-def test_prune_sessions_and_attempts(world: World) -> None:
+def test_prune_sessions_and_attempts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from utfall.access import accounts
     from utfall.access.accounts import prune
+
+    # the failed logins below must not prune on their own (at most hourly per process)
+    monkeypatch.setattr(accounts, "_last_prune", time.monotonic())
 
     with world.engine.begin() as conn:
         uid = conn.execute(select(UserAccount.id).where(UserAccount.username == "clin")

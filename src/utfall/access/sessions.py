@@ -32,6 +32,8 @@ class SessionInfo:
     unit_id: str | None
     csrf_token: str
     expires_at: dt.datetime
+    stale: bool = False  # last_seen older than the touch interval
+
 
 
 def _hash(token: str) -> str:
@@ -60,8 +62,12 @@ def create_session(conn: Connection, user_id: int, unit_id: str | None, *,
 
 
 def load_session(conn: Connection, token: str | None, *,
-                 idle_minutes: float = IDLE_MINUTES) -> SessionInfo | None:
-    """The valid session of a cookie token, or None (expired, idle, revoked, unknown)."""
+                 idle_minutes: float = IDLE_MINUTES, touch: bool = True) -> SessionInfo | None:
+    """The valid session of a cookie token, or None (expired, idle, revoked, unknown).
+
+    With ``touch=False`` nothing is written (a read-only transaction); the caller
+    refreshes ``last_seen`` with :func:`touch_session` when the result is ``stale``.
+    """
     if not token or len(token) > 200:
         return None
     row = conn.execute(select(WebSession).where(WebSession.id == _hash(token))
@@ -72,10 +78,18 @@ def load_session(conn: Connection, token: str | None, *,
     last_seen = _aware(row.last_seen)
     if _aware(row.expires_at) <= now or now - last_seen > dt.timedelta(minutes=idle_minutes):
         return None
-    if (now - last_seen).total_seconds() > _TOUCH_SECONDS:
-        conn.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen=now))
+    stale = (now - last_seen).total_seconds() > _TOUCH_SECONDS
+    if stale and touch:
+        touch_session(conn, row.id)
+        stale = False
     return SessionInfo(row.id, row.user_id, row.unit_id, csrf_for(row.csrf_secret),
-                       _aware(row.expires_at))
+                       _aware(row.expires_at), stale)
+
+
+def touch_session(conn: Connection, session_id: str) -> None:
+    """Record that the session was used now (idle time-out starts again)."""
+    conn.execute(update(WebSession).where(WebSession.id == session_id)
+                 .values(last_seen=dt.datetime.now(dt.UTC)))
 
 
 def check_csrf(session: SessionInfo, presented: str | None) -> bool:

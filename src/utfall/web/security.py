@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from utfall.access.accounts import Account, load_account
 from utfall.access.audit import Actor
-from utfall.access.sessions import SessionInfo, check_csrf, load_session
+from utfall.access.sessions import SessionInfo, check_csrf, load_session, touch_session
 
 SESSION_COOKIE = "utfall_session"
 LOGIN_CSRF_COOKIE = "utfall_login_csrf"
@@ -89,11 +89,16 @@ def authenticate(engine: Engine, request: Request) -> Principal | None:
     token, via = token_of(request)
     if not token:
         return None
-    with engine.begin() as conn:
-        session = load_session(conn, token)
+    # a read-only transaction: on SQLite a signed-in request takes the write lock only
+    # when last_seen is refreshed (at most once a minute per session)
+    with engine.connect() as conn:
+        session = load_session(conn, token, touch=False)
         if session is None:
             return None
         account = load_account(conn, session.user_id)
+    if session.stale:
+        with engine.begin() as conn:
+            touch_session(conn, session.id)
     if account is None:
         return None
     if session.unit_id is not None and session.unit_id not in account.units:
