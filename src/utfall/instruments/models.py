@@ -200,7 +200,7 @@ class Subscale(Scale):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: LocalText
-    items: tuple[str, ...]  # type: ignore[assignment]
+    items: tuple[str, ...]
 
 
 class Flag(_Model):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import altair as alt
 import pandas as pd
 import vl_convert as vlc
 
-LOCALES = {"sv": "sv-SE", "en": "en-GB"}
+LOCALES: dict[str, Literal["sv-SE", "en-GB"]] = {"sv": "sv-SE", "en": "en-GB"}
 
 
 def to_svg(chart: alt.TopLevelMixin, locale: str = "sv") -> str:

@@ -17,7 +17,7 @@ nothing) is a list of units, not a count of persons: see :func:`silent_units`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import ibis.expr.types as ir
 import pyarrow as pa
@@ -92,6 +92,7 @@ def _unlinked_procedures(tables: Mapping[str, ir.Table]) -> list[dict]:
 def quality_results(tables: Mapping[str, ir.Table]) -> pa.Table:
     """Raw data-quality rows (indicator format plus ``flag``) for the report's notes."""
     rows: list[dict] = []
+    data_quality: Callable[..., pa.Table] | None
     try:
         from utfall.analytics.quality import data_quality
     except ImportError:  # pragma: no cover - shipped by the indicator engine

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
 from utfall.domain.canonical_schema import TABLES, conform
 
@@ -32,9 +34,9 @@ def _fetch(engine: Engine, sql: str) -> pa.Table:
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True).execute(text(sql))
         names = list(result.keys())
-        batches: list[list[tuple]] = []
+        batches: list[Sequence[Row[Any]]] = []
         while rows := result.fetchmany(BATCH):
-            batches.append(rows)  # type: ignore[arg-type]
+            batches.append(rows)
     columns: dict[str, list] = {n: [] for n in names}
     for rows in batches:
         for i, n in enumerate(names):

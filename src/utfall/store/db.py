@@ -50,7 +50,7 @@ class _SQLiteEngine(Engine):
     """An SQLite engine whose ``begin()`` opens a write transaction (``BEGIN IMMEDIATE``)."""
 
     @contextlib.contextmanager
-    def begin(self) -> Iterator[Connection]:  # type: ignore[override]
+    def begin(self) -> Iterator[Connection]:
         with _writer_turn(self), self.connect() as conn:
             conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():

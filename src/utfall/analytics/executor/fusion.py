@@ -47,6 +47,7 @@ from utfall.analytics.semantics.compiler import (
     contact_predicate,
     kva_flags,
     level_of,
+    numerator_of,
     person_period_events,
     population_denominators,
     residents,
@@ -82,6 +83,12 @@ class Bit:
     kind: str
     key: str
     indicator: Indicator | None  # the indicator whose definition gives the predicate
+
+    def source(self) -> Indicator:
+        """``indicator``; every kind but ``resident`` has one."""
+        if self.indicator is None:
+            raise AttributeError(f"bit {self.key} has no indicator")
+        return self.indicator
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,7 @@ def _implied_groups(plan: FusionPlan) -> set[str] | None:
     for b in plan.bits:
         if b.kind != "population":
             continue
-        pop = b.indicator.population
+        pop = b.source().population
         groups = set(pop.dx_groups) if pop.dx_groups else None
         prefixes = pop.dx_prefixes or []
         if prefixes and all(re.fullmatch(r"F1\d.*", p) for p in prefixes):
@@ -205,7 +212,7 @@ def contact_bits(
     pops = {b.key: k for k, b in enumerate(plan.bits) if b.kind == "population"}
 
     def predicate(k: int) -> ir.BooleanValue | None:
-        pop = plan.bits[k].indicator.population
+        pop = plan.bits[k].source().population
         only_groups = not (pop.dx_prefixes or pop.contact_types or pop.require_psych_group)
         if groups is not None and only_groups and set(pop.dx_groups or []) >= groups:
             return None  # every contact left after the group filter is in it
@@ -219,7 +226,7 @@ def contact_bits(
         # (they are in no cell's denominator), merely a few more rows to reduce.
         c = c.filter(c.popbits != 0)
     c = c.select("contact_id", "person_key", "unit_id", "date", "dx_group", "period", "popbits")
-    kva = {f"kva_{k}": b.indicator.numerator.kva_codes or []
+    kva = {f"kva_{k}": numerator_of(b.source()).kva_codes or []
            for k, b in enumerate(plan.bits) if b.kind == "procedure"}
     bits = c.popbits
     if kva:
@@ -227,7 +234,7 @@ def contact_bits(
         terms = [c.popbits]
         for k, b in enumerate(plan.bits):
             if b.kind == "procedure":
-                pop = 1 << pops[_population_key(b.indicator)]
+                pop = 1 << pops[_population_key(b.source())]
                 terms.append(_flag(((c.popbits & pop) != 0) & c[f"kva_{k}"], k))
         bits = _sum(terms)
     return c.select(
@@ -252,7 +259,7 @@ def person_bits(
     parts = []
     for k, b in enumerate(plan.bits):
         if b.kind == "person_event":
-            ev = person_period_events(tables, b.indicator, ctx)
+            ev = person_period_events(tables, b.source(), ctx)
         else:
             continue
         parts.append(ev.select(

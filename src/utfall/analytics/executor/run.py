@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import ibis.expr.types as ir
 import numpy as np
@@ -225,7 +226,7 @@ WorkUnit = Indicator | FusionPlan | IndicatorGroup
 def _group_key(ind: Indicator) -> tuple[str, str] | None:
     """The :class:`IndicatorGroup` an indicator may join (kind, key), if any."""
     if ind.kind == "time_to":
-        return "time_to", shared_key(ind)
+        return "time_to", cast(str, shared_key(ind))  # a str for every time_to indicator
     key = variant_key(ind)
     return None if key is None else ("variants", key)
 
@@ -295,7 +296,8 @@ def _compute_time_to(
     out: list[pa.Table] = []
     if not wanted:
         return out
-    events = ctx.shared.get(shared_key(inds[0]))
+    key = shared_key(inds[0])
+    events = ctx.shared.get(key) if key is not None else None
     if events is None:
         events = time_to_events(tables, inds[0], ctx)
     with materialized(timeto.enriched_events(tables, events, ctx)) as enriched:
@@ -405,11 +407,21 @@ def _compute_staged(
             table = stage_table(stage, base, tables, ctx)
             if len(bds) > 1:
                 with materialized(table) as mat:
-                    cells = stage_cells(stage, mat, ind, ctx, bds)
+                    cells = _cells(stage, mat, ind, ctx, bds)
                     out.append(cells.to_pyarrow())
             else:
-                out.append(stage_cells(stage, table, ind, ctx, bds).to_pyarrow())
+                out.append(_cells(stage, table, ind, ctx, bds).to_pyarrow())
     return out
+
+
+def _cells(
+    stage: str, table: ir.Table, ind: Indicator, ctx: CompileContext, breakdowns: Sequence[str]
+) -> ir.Table:
+    """:func:`stage_cells` of a non-empty list of breakdowns (then never None)."""
+    cells = stage_cells(stage, table, ind, ctx, breakdowns)
+    if cells is None:
+        raise AttributeError(f"{ind.id}: no breakdowns, no cells")
+    return cells
 
 
 def compute_catalogue(

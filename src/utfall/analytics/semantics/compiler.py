@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
-from utfall.analytics.semantics.catalogue import Indicator, PopulationFilter
+from utfall.analytics.semantics.catalogue import Change, Indicator, NumeratorEvent, PopulationFilter
 from utfall.domain.codes import code_systems
 
 BASE_COLUMNS = ("period", "subject", "person_key", "unit_id", "dx_group", "num", "val")
@@ -108,6 +108,20 @@ def _any_prefix(col: ir.StringValue, prefixes: Sequence[str]) -> ir.BooleanValue
     for p in prefixes:
         by_len.setdefault(len(p), []).append(p)
     return ibis.or_(*[col.substr(0, n).isin(sorted(ps)) for n, ps in sorted(by_len.items())])
+
+
+def numerator_of(ind: Indicator) -> NumeratorEvent:
+    """``ind.numerator``; the catalogue's kind check guarantees it wherever it is read."""
+    if ind.numerator is None:
+        raise AttributeError(f"{ind.id}: indicator has no numerator")
+    return ind.numerator
+
+
+def change_of(ind: Indicator) -> Change:
+    """``ind.change``; the catalogue's kind check guarantees it for kind ``change``."""
+    if ind.change is None:
+        raise AttributeError(f"{ind.id}: indicator has no change block")
+    return ind.change
 
 
 def _years_table(ctx: CompileContext) -> ir.Table:
@@ -199,7 +213,7 @@ def _flag_join(base: ir.Table, hits: ir.Table, keys: list[str], flag: str) -> ir
 
 
 def _medication_periods(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
-    n = ind.numerator
+    n = numerator_of(ind)
     m = tables["medication"]
     m = m.filter(_atc_predicate(m.atc, n.atc_classes, n.atc_prefixes))
     y = _years_table(ctx)
@@ -215,7 +229,7 @@ def _enrolment_periods(tables, programmes: Sequence[str], ctx: CompileContext) -
 
 
 def _psych_contact_periods(tables, ind: Indicator) -> ir.Table:
-    prefixes = ind.numerator.psych_prefixes or [
+    prefixes = numerator_of(ind).psych_prefixes or [
         p for spec in code_systems().psychiatric_groups.values() for p in spec["prefixes"]
     ]
     c = tables["contact"]
@@ -384,7 +398,7 @@ def _base_enrolment(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
 def change_pairs(tables: Mapping[str, ir.Table], ind: Indicator) -> ir.Table:
     """Paired measurements: first baseline vs the latest later follow-up, one per person
     (``person_key, b_date, b_score, b_unit, f_date, f_score``, …)."""
-    ch = ind.change
+    ch = change_of(ind)
     instruments = list(ind.population.instruments or [])
     a = tables["assessment"]
     a = a.filter(a.instrument.isin(instruments), a.score.notnull())
@@ -444,14 +458,15 @@ def variant_base(
     j = base.left_join(e, base.subject == e.enrolment_id)
     return j.select(
         *base.columns,
-        **{nm: j.end_reason.isin(list(i.numerator.end_reasons or [])).fill_null(False)
+        **{nm: j.end_reason.isin(list(numerator_of(i).end_reasons or [])).fill_null(False)
            for nm, i in zip(names, inds, strict=True)},
     )
 
 
 def _base_change(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     """Paired measurements as base rows: improved (num) and the change in score (val)."""
-    p = ctx.shared.get(shared_key(ind))
+    key = shared_key(ind)
+    p = ctx.shared.get(key) if key is not None else None
     if p is None:
         p = change_pairs(tables, ind)
     return _base(
@@ -468,7 +483,7 @@ def shared_key(ind: Indicator) -> str | None:
     """Indicators with equal keys share one intermediate table (:func:`shared_table`):
     time_to indicators their index events, change indicators their paired measurements."""
     if ind.kind == "time_to":
-        parts = [ind.kind, ind.population.model_dump(), ind.numerator.model_dump()]
+        parts = [ind.kind, ind.population.model_dump(), numerator_of(ind).model_dump()]
     elif ind.kind == "change" and ind.change is not None:
         parts = [ind.kind, ind.population.model_dump(),
                  ind.change.model_dump(exclude={"statistic"})]
@@ -491,7 +506,7 @@ def time_to_events(tables: Mapping[str, ir.Table], ind: Indicator, ctx: CompileC
     ev = ev.filter(year_of(ev.end_date).isin(list(ctx.years)))
     ev = ev.select("contact_id", "person_key", "unit_id", "dx_group", "end_date")
     c = tables["contact"]
-    nxt = c.filter(c.contact_type.isin(ind.numerator.contact_types or []))
+    nxt = c.filter(c.contact_type.isin(numerator_of(ind).contact_types or []))
     nxt = nxt.select(c.person_key, n_date=c.date)
     # a discharge is its (contact id, person, end date): duplicate or missing contact ids
     # never borrow another discharge's next contact
@@ -513,7 +528,8 @@ def discharge_subject(ev: ir.Table) -> ir.StringValue:
 
 def _base_time_to(tables, ind: Indicator, ctx: CompileContext) -> ir.Table:
     """Days from the end of an index contact (e.g. inpatient discharge) to the next contact."""
-    ev = ctx.shared.get(shared_key(ind))
+    key = shared_key(ind)
+    ev = ctx.shared.get(key) if key is not None else None
     if ev is None:
         ev = time_to_events(tables, ind, ctx)
     as_of = ibis.literal(ctx.as_of)
