@@ -14,8 +14,9 @@ from utfall.content import load_yaml
 LOCALES = ("sv", "en")
 
 
-def t(key: str, locale: str | None = None, **values: Any) -> str:
-    """The message ``key`` in ``locale`` (default: configured), formatted with ``values``."""
+def t(key: str, /, locale: str | None = None, **values: Any) -> str:
+    """The message ``key`` in ``locale`` (default: configured), formatted with ``values``
+    (``key`` is positional-only, so a message may have a ``{key}`` placeholder)."""
     locale = locale or get_settings().locale
     text = load_yaml(f"messages/{locale}.yaml").get(key) or load_yaml("messages/sv.yaml").get(key)
     return (text or key).format(**values)

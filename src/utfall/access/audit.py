@@ -24,9 +24,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, Table, event, select
 from sqlalchemy.exc import IntegrityError
 
 from utfall.store.models import AuditEvent
@@ -96,7 +96,7 @@ def _append_now(conn: Connection, at: dt.datetime, actor: Actor, action: str,
         digest = _digest(prev, fields)
         try:
             with conn.begin_nested():
-                conn.execute(AuditEvent.__table__.insert().values(
+                conn.execute(cast(Table, AuditEvent.__table__).insert().values(
                     at=at, actor=actor.user, role=actor.role, unit_id=actor.unit_id,
                     action=action, person_key=person_key, detail=detail,
                     prev_hash=prev, hash=digest))
@@ -153,8 +153,11 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(rows: Iterable[AuditEvent], start: str = GENESIS) -> list[ChainProblem]:
+def verify_chain(rows: Iterable[Any], start: str = GENESIS) -> list[ChainProblem]:
     """Recompute the chain over events ordered by id; returns the problems found.
+
+    ``rows`` are :class:`AuditEvent` objects or Core rows with its columns (what
+    ``select(AuditEvent)`` gives on a ``Connection``).
 
     ``start`` is the hash the first row must link to (the genesis, or the last
     pruned event's hash after a signed prune).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -32,8 +33,8 @@ def is_emergency(detail: dict[str, Any] | None) -> bool:
     return bool(detail.get("emergency") or detail.get("emergency_reason"))
 
 
-def event_dict(e: AuditEvent) -> dict[str, Any]:
-    """An audit event as plain data."""
+def event_dict(e: Any) -> dict[str, Any]:
+    """An audit event (an :class:`AuditEvent` or a Core row with its columns) as plain data."""
     at = e.at if e.at.tzinfo else e.at.replace(tzinfo=dt.UTC)
     return {"id": e.id, "at": at.isoformat(timespec="seconds"), "actor": e.actor,
             "role": e.role, "unit_id": e.unit_id, "action": e.action,
@@ -78,11 +79,14 @@ def record_review(conn: Connection, reviewer: str, reviewer_unit_id: str | None,
         raise ValueError(f"outcome must be one of {OUTCOMES}")
     if not findings.strip():
         raise ValueError("findings are required")
-    return int(conn.execute(insert(AuditReview).values(
+    key = conn.execute(insert(AuditReview).values(
         reviewer=reviewer, reviewer_unit_id=reviewer_unit_id,
         reviewed_at=dt.datetime.now(dt.UTC), period_from=period_from, period_to=period_to,
         method=method, event_ids=sorted(set(event_ids)), findings=findings.strip(),
-        outcome=outcome)).inserted_primary_key[0])
+        outcome=outcome)).inserted_primary_key
+    if key is None:
+        raise TypeError("'NoneType' object is not subscriptable")
+    return int(key[0])
 
 
 def list_reviews(conn: Connection, unit_id: str | None = None) -> list[dict[str, Any]]:
@@ -100,7 +104,8 @@ def list_reviews(conn: Connection, unit_id: str | None = None) -> list[dict[str,
 def reviewed_event_ids(conn: Connection) -> set[int]:
     """Ids of events that some stored review has covered."""
     out: set[int] = set()
-    for ids in conn.execute(select(AuditReview.event_ids)).scalars():
+    stored: Iterable[list[Any]] = conn.execute(select(AuditReview.event_ids)).scalars()
+    for ids in stored:
         out.update(int(i) for i in ids)
     return out
 

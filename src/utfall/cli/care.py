@@ -276,6 +276,13 @@ def timeline_command(
 ) -> None:
     """Personens tidslinje / a person's timeline across principals."""
     from utfall.care import timeline, timeline_chart_svg
+    from utfall.care.timeline import (
+        AssessmentEntry,
+        ContactEntry,
+        EnrolmentEntry,
+        InterventionEntry,
+        MedicationEntry,
+    )
 
     with _transaction(database) as conn:
         key = _person(conn, person_id)
@@ -296,20 +303,20 @@ def timeline_command(
     for entry in tl.entries():
         title = entry.title.en if en else entry.title.sv
         value = ""
-        if entry.kind == "assessment":
+        if isinstance(entry, AssessmentEntry):  # kind "assessment"
             band = entry.band_label.en if en and entry.band_label else (
                 entry.band_label.sv if entry.band_label else entry.band or "")
             total = "" if entry.score is None else f"{entry.score:g}"
             value = f"{total} {band}".strip() + (f" ({entry.stage})" if entry.stage else "")
-        elif entry.kind == "enrolment":
+        elif isinstance(entry, EnrolmentEntry):  # kind "enrolment"
             phases = " → ".join(p.phase for p in entry.phases)
             end = f" – {entry.end_date} {entry.end_reason}" if entry.end_date else ""
             value = f"{phases}{end}".strip()
-        elif entry.kind == "procedure":
+        elif isinstance(entry, InterventionEntry):  # kind "procedure"
             value = entry.kva_code
-        elif entry.kind == "medication":
+        elif isinstance(entry, MedicationEntry):  # kind "medication"
             value = f"{entry.atc} {entry.atc_class or ''}".strip()
-        elif entry.kind == "contact":
+        elif isinstance(entry, ContactEntry):  # kind "contact"
             value = entry.main_dx or entry.contact_type
         table.add_row(str(entry.date), entry.kind, title, value, entry.unit_name or "–",
                       entry.principal_type or "–")

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from utfall.cli.app import app, console, db_app, err_console
@@ -35,7 +42,7 @@ def run_import(folder: Path, database: str | None, *, dry_run: bool = False,
 
     engine = None if dry_run and _missing_sqlite_file(database) else get_engine(database)
     with progress_bar() as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(table: str, done: int, total: int) -> None:
             if table not in tasks:

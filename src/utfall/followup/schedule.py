@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -172,7 +172,7 @@ def schedule(
     for stage in programme.stages:
         grace = stage.grace or programme.grace
         anchor = _anchor_date(stage, enrolment, stage_dates)
-        common = {
+        common: dict[str, Any] = {
             "stage": stage.id, "title": stage.title, "responsible": stage.responsible,
             "method": stage.method, "instruments": list(stage.instruments),
         }

@@ -7,7 +7,7 @@ Nothing here knows a particular instrument; all rules come from the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -470,7 +470,7 @@ def change(
                   band_before=b.band, band_after=a.band)
 
 
-def answers_from_list(values: list[Answer]) -> dict[str, Answer]:
+def answers_from_list(values: Sequence[Answer]) -> dict[str, Answer]:
     """Map a list of answers onto ``item_1``, ``item_2``… (extra values become unknown items)."""
     return {f"item_{n}": v for n, v in enumerate(values, start=1)}
 

@@ -100,6 +100,8 @@ def _first_per_key(keys: np.ndarray) -> np.ndarray:
 class _Generator:
     """Holds the random state and intermediate arrays of one generation run."""
 
+    proc_contact: np.ndarray  # contact index of each procedure (set by procedures())
+
     def __init__(self, persons: int, seed: int, first_year: int, last_year: int) -> None:
         if persons < 1:
             raise ValueError("persons must be at least 1")
@@ -616,9 +618,9 @@ class _Generator:
             out_k.append(np.full(len(chosen), ci, dtype=np.int8))
             if code in R.KVA_REPEATS and len(chosen):
                 reps = rng.poisson(R.KVA_REPEATS[code], len(chosen))
-                src = np.repeat(chosen, reps)
+                rep = np.repeat(chosen, reps)
                 first = np.repeat(contact[chosen], reps)
-                extra = self.pgy_off[src] + np.floor(rng.random(len(src)) * self.pgy_k[src]).astype(
+                extra = self.pgy_off[rep] + np.floor(rng.random(len(rep)) * self.pgy_k[rep]).astype(
                     np.int64)
                 keep = (c["unit"][extra] == c["unit"][first]) & (extra != first)
                 extra = np.unique(extra[keep])
@@ -864,7 +866,7 @@ class _Generator:
 
         cols = [np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(5)]
         order = np.lexsort((cols[2], cols[3], cols[0]))
-        self.meds = {
+        self.meds: dict[str, np.ndarray] = {
             "person": cols[0][order].astype(np.int32), "unit": cols[1][order].astype(np.int8),
             "atc": cols[2][order].astype(np.int8), "start": cols[3][order].astype(np.int32),
             "end": cols[4][order].astype(np.int32),
