@@ -24,9 +24,9 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event, select
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.exc import IntegrityError
 
 from utfall.store.models import AuditEvent
@@ -96,7 +96,7 @@ def _append_now(conn: Connection, at: dt.datetime, actor: Actor, action: str,
         digest = _digest(prev, fields)
         try:
             with conn.begin_nested():
-                conn.execute(cast(Table, AuditEvent.__table__).insert().values(
+                conn.execute(AuditEvent.__table__.insert().values(
                     at=at, actor=actor.user, role=actor.role, unit_id=actor.unit_id,
                     action=action, person_key=person_key, detail=detail,
                     prev_hash=prev, hash=digest))

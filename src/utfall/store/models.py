@@ -10,7 +10,7 @@ SQLite and PostgreSQL (NULLs in unique constraints would not do that).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -34,6 +35,8 @@ class Base(DeclarativeBase):
     """Declarative base of all store models."""
 
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+    if TYPE_CHECKING:  # every store model is mapped to a Table (SQLAlchemy says FromClause)
+        __table__: ClassVar[Table]
 
 
 class Organisation(Base):
