@@ -120,8 +120,14 @@ def _secondary(model: ReleaseModel) -> int:
         cells_of: dict[int, list[int]] = {}
         for k, v in enumerate(var):
             cells_of.setdefault(v, []).append(k)
+        before = list(model.reasons)
         for v in exposed:
             _protect(model, cells_of.get(v, [v]), by_cell)
+        if model.reasons == before:  # no progress: withhold the exposed cells' relations
+            stuck = [k for v in exposed for c in cells_of.get(v, [v])
+                     for r in by_cell.get(c, []) for k, _ in model.relations[r].terms]
+            if not _withhold(model, stuck + [c for v in exposed for c in cells_of.get(v, [v])]):
+                raise RuntimeError("secondary suppression made no progress")
     raise RuntimeError("secondary suppression did not converge")  # pragma: no cover
 
 
@@ -147,13 +153,22 @@ def _protect(model: ReleaseModel, cells: Sequence[int], by_cell: Mapping[int, li
                                                   model.keys[k]))
             model.reasons[pick] = Reason.secondary(rel.label)
             return
-    # nothing left to mask: withhold every cell of the relations (masks say nothing)
-    for r in rels:
-        for k, _ in model.relations[r].terms:
-            if model.reasons[k] is None or model.reasons[k].kind is not Kind.WITHHELD:
-                model.reasons[k] = Reason.withheld()
+    # nothing left to mask: withhold every cell of the relations and every cell linked
+    # to them (withheld masks say nothing about sizes)
+    _withhold(model, [k for r in rels for k, _ in model.relations[r].terms] + list(cells))
+
+
+def _withhold(model: ReleaseModel, cells: Iterable[int]) -> bool:
+    """Withhold cells and their link classes; True if anything changed."""
+    classes = model.classes()
+    changed = False
     for k in cells:
-        model.reasons[k] = Reason.withheld()
+        for m in classes.get(model.find(k), [k]):
+            why = model.reasons[m]
+            if why is None or why.kind is not Kind.WITHHELD:
+                model.reasons[m] = Reason.withheld()
+                changed = True
+    return changed
 
 
 def protect_release(
