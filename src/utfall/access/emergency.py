@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Row, insert, select
 
 from utfall.access import clock
 from utfall.access.audit import Actor, log_event
@@ -33,8 +33,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 
 def active_emergency(conn: Connection, actor: Actor, person_key: str,
-                     now: dt.datetime | None = None) -> EmergencyAccess | None:
-    """The actor's emergency access to the person still running at ``now``."""
+                     now: dt.datetime | None = None) -> Row[Any] | None:
+    """The actor's emergency access to the person still running at ``now`` (a row with
+    :class:`EmergencyAccess`'s columns)."""
     if actor.role not in EMERGENCY_ROLES or not actor.unit_id:
         return None
     instant = now or clock.now()
@@ -48,8 +49,9 @@ def active_emergency(conn: Connection, actor: Actor, person_key: str,
 
 
 def start_emergency(conn: Connection, actor: Actor, person_key: str, reason: str,
-                    organisation_id: int, now: dt.datetime | None = None) -> EmergencyAccess:
-    """Open an emergency access (the caller has checked unit, role and membership).
+                    organisation_id: int, now: dt.datetime | None = None) -> Row[Any]:
+    """Open an emergency access (the caller has checked unit, role and membership);
+    returns its row (:class:`EmergencyAccess`'s columns).
 
     Raises ``AccessDenied`` (403) for roles without the route or a too short reason,
     and ``PersonNotFound`` (404) when the person is unknown to the actor's own

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, Row, and_, or_, select
 
 from utfall.access.audit import Actor
 from utfall.store.models import Organisation, Unit
@@ -205,8 +205,9 @@ def person_organisations(conn: Connection, person_key: str) -> set[int]:
 
 
 def active_consents(conn: Connection, person_key: str, to_organisation_id: int,
-                    today: dt.date | None = None) -> list[Consent]:
-    """The person's consents into ``to_organisation_id`` valid ``today`` and not revoked."""
+                    today: dt.date | None = None) -> list[Row[Any]]:
+    """The person's consents into ``to_organisation_id`` valid ``today`` and not revoked
+    (rows with :class:`Consent`'s columns)."""
     today = today or dt.date.today()
     return list(conn.execute(
         select(Consent).where(

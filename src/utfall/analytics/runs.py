@@ -32,9 +32,11 @@ def runs_folder() -> Path:
 def store_state(engine: Engine) -> str:
     """A token that changes whenever data the indicators read changes."""
     with engine.connect() as conn:
-        batch = conn.execute(text("SELECT coalesce(max(id), 0) FROM import_batch")).scalar_one()
-        assessments = conn.execute(text("SELECT count(*) FROM assessment")).scalar_one()
-        enrolments = conn.execute(text("SELECT count(*) FROM enrolment")).scalar_one()
+        # text() results are untyped (the stubs say Never): these are integers
+        batch: int = conn.execute(
+            text("SELECT coalesce(max(id), 0) FROM import_batch")).scalar_one()
+        assessments: int = conn.execute(text("SELECT count(*) FROM assessment")).scalar_one()
+        enrolments: int = conn.execute(text("SELECT count(*) FROM enrolment")).scalar_one()
     return f"{engine.url.render_as_string(hide_password=True)}|{batch}|{assessments}|{enrolments}"
 
 

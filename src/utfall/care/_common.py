@@ -107,7 +107,7 @@ def require_own_organisation(conn: Connection, actor: Actor, unit_id: str | None
 def person_actor(person_key: str, unit_id: str | None) -> Actor:
     """The person acting through a self-report link (role ``person``)."""
     try:
-        return Actor("self-report", "person", unit_id, person_key=person_key)  # type: ignore[call-arg]
+        return Actor("self-report", "person", unit_id, person_key=person_key)
     except TypeError:  # pragma: no cover - Actor without person_key
         return Actor("self-report", "person", unit_id)
 
@@ -152,8 +152,8 @@ def unit_info(conn: Connection, unit_id: str | None) -> UnitInfo | None:
     return UnitInfo(*row) if row else None
 
 
-def require_unit(conn: Connection, unit_id: str, what: str = "unit") -> UnitInfo:
-    """Unit info or a clear error naming the field."""
+def require_unit(conn: Connection, unit_id: str | None, what: str = "unit") -> UnitInfo:
+    """Unit info or a clear error naming the field (None: no unit, not found)."""
     info = unit_info(conn, unit_id)
     if info is None:
         raise NotFound("unit_not_found", f"enheten {unit_id!r} finns inte",

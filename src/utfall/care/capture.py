@@ -91,7 +91,7 @@ def _enrolment_for(conn: Connection, person_key: str, stage: str, on_date: dt.da
 
 def record_assessment(conn: Connection, actor: Actor, person_key: str, instrument: str,
                       answers: Mapping[str, Any], *, stage: str | None = None,
-                      enrolment_id: str | None = None, unit_id: str, on_date: dt.date,
+                      enrolment_id: str | None = None, unit_id: str | None, on_date: dt.date,
                       source: str = "capture", token_id: int | None = None) -> str:
     """Validate, score and store one administered instrument; returns the assessment id.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
@@ -410,6 +410,6 @@ def timeline_chart_svg(tl: Timeline, locale: str = "sv") -> str:
     """The domain profile chart rendered to SVG on the server (vl-convert)."""
     import vl_convert
 
-    name = "en-GB" if locale == "en" else "sv-SE"
+    name: Literal["en-GB", "sv-SE"] = "en-GB" if locale == "en" else "sv-SE"
     return vl_convert.vegalite_to_svg(timeline_chart(tl, locale).to_dict(), format_locale=name,
                                       time_format_locale=name)

@@ -34,8 +34,9 @@ CARE = ("clinician", "social_worker", "unit_manager")
 RECORDERS = ("clinician", "social_worker")
 PersonKey = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="pseudonymous person key")]
 
-UNAUTH = {401: {"description": "No valid session or token"},
-          403: {"description": "Outside the caller's scope (role, unit or consent)"}}
+UNAUTH: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid session or token"},
+    403: {"description": "Outside the caller's scope (role, unit or consent)"}}
 
 
 class Problem(BaseModel):
@@ -82,6 +83,7 @@ def api_login(body: LoginIn, request: Request) -> Any:
     """Log in; returns a bearer token (send as ``Authorization: Bearer …``)."""
     engine = request.app.state.engine
     with engine.begin() as conn:  # failed attempts are recorded (committed) too
+        code: str | None
         try:
             account = authenticate_local(conn, body.username, body.password, client_of(request))
         except LoginFailed as failed:

@@ -310,7 +310,7 @@ def record(request: Request, person_key: str, instrument: str = "audit",
     if on_date is None or on_date > services.today():
         errors["on_date"] = _text("web.form.bad_date", locale)
     stage = str(form.get("stage", "")).strip() or None
-    if errors:
+    if errors or on_date is None:  # no date always has an error
         msgs = {k: (v if k == "on_date" else _text("web.form.number", locale))
                 for k, v in errors.items()}
         return render(request, "assess.html", _assess_ctx(

@@ -92,7 +92,7 @@ def login_form(request: Request, *, status: int = 200, error: str | None = None,
                username: str = "", target: str = "/") -> Response:
     """The login page with a (re)issued signed pre-session CSRF value."""
     value = request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not valid_login_csrf(secret(request), value):
+    if value is None or not valid_login_csrf(secret(request), value):  # None is never valid
         value = new_login_csrf(secret(request))
     response = render(request, "login.html", {
         "login_csrf": value, "next": target, "username": username, "error": error,

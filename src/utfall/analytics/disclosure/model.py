@@ -167,17 +167,17 @@ def build_model(
                                "numerator ≤ denominator")
         row_cells.append(cells)
 
-    for (_ind, _col, _period), cells in series.items():
-        total = cells.get(("total", ""))
+    for (_ind, _col, _period), by_level in series.items():
+        total = by_level.get(("total", ""))
         by_dim: dict[str, list[tuple[str, int]]] = {}
-        for (dim, level), k in cells.items():
+        for (dim, level), k in by_level.items():
             if dim != "total":
                 by_dim.setdefault(dim, []).append((level, k))
         if total is not None:
             for dim, members in by_dim.items():
                 model.add_margin(total, [k for _, k in members], f"{dim} total")
         if units:
-            _add_hierarchy(model, cells, by_dim, units)
+            _add_hierarchy(model, by_level, by_dim, units)
 
     for family in families:
         _add_family(model, series, list(family))

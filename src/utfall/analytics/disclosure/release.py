@@ -225,8 +225,8 @@ def protect_release(
         out: dict[str, Any] = {"dx_group": r["dx_group"], "year": r["year"]}
         why_row: dict[str, Reason] = {}
         for c in REGIONAL_COUNT_COLUMNS:
-            k = model.index.get(("regional", c, str(r["year"]), "dx_group", str(r["dx_group"])))
-            why = model.reasons[k] if k is not None else None
+            at = model.index.get(("regional", c, str(r["year"]), "dx_group", str(r["dx_group"])))
+            why = model.reasons[at] if at is not None else None
             if why is not None:
                 why_row[c] = why
             out[c] = why.display_text(rules) if why else str(int(r[c]))

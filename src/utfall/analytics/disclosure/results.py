@@ -109,8 +109,9 @@ def apply_cell_key(data: Sequence[dict[str, Any]], rows: Sequence[Row],
                 and row.numerator > 0 and vals["value"] is not None):
             ratio = (num / den) / (row.numerator / row.denominator)
             for c in ("value", "ci_low", "ci_high"):
-                if vals[c] is not None:
-                    vals[c] = vals[c] * ratio
+                old = vals[c]
+                if old is not None:
+                    vals[c] = old * ratio
         row.numerator, row.denominator = num, den
 
 

@@ -199,8 +199,9 @@ def suppress_table(
     if primary and (rules.threshold > 1 or rules.zeros == "mask"):
         for i in range(n_r + 1):
             for j in range(n_c + 1):
-                v = ext[i][j]
-                if published[i][j] and not suppressed[i][j] and v is not None and rules.is_small(v):
+                value = ext[i][j]
+                if (published[i][j] and not suppressed[i][j] and value is not None
+                        and rules.is_small(value)):
                     suppressed[i][j], reasons[i][j] = True, primary_reason
 
     def cell_bounds() -> dict[Cell, tuple[float, float]]:
