@@ -16,8 +16,9 @@ and skips unchanged rows. A dry run stops after the comparison.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -26,6 +27,10 @@ from sqlalchemy import Connection, text
 from utfall.interop.extract_read import LINE, Problem, csv_bytes
 from utfall.interop.extract_scan import shown
 from utfall.store.models import Organisation
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows total)
 CHUNK = 50_000
@@ -161,8 +166,8 @@ def conflicts(conn: Connection, name: str, stage_name: str, file: str,
     sql += (f"FROM {stage_name} s JOIN {target.table} t ON t.{key} = s.{key} "
             f"LEFT JOIN import_batch b ON b.id = t.batch_id WHERE {clash} ORDER BY s.{LINE}")
     problems = []
-    for line, ident, other_person, stored_source, batch, folder, started in \
-            conn.exec_driver_sql(sql).all():
+    found: Sequence[tuple[Any, ...]] = conn.exec_driver_sql(sql).all()  # untyped driver rows
+    for line, ident, other_person, stored_source, batch, folder, started in found:
         earlier = _batch_text(batch, folder, started)
         if name != "contacts":
             problems.append(Problem(file, int(line), "person_id",
@@ -208,7 +213,8 @@ def count_changes(conn: Connection, name: str, stage_name: str, rows: int) -> Ta
     parts = [f"SUM(CASE WHEN {_distinct(name, c)} THEN 1 ELSE 0 END)" for c in columns]
     sql = (f"SELECT COUNT(*), SUM(CASE WHEN {any_change} THEN 1 ELSE 0 END), "
            f"{', '.join(parts)} FROM {stage_name} s JOIN {relation} t ON t.{key} = s.{key}")
-    matched, changed, *per_column = conn.exec_driver_sql(sql).one()
+    counts: tuple[Any, ...] = conn.exec_driver_sql(sql).one()  # untyped driver row
+    matched, changed, *per_column = counts
     matched, changed = int(matched or 0), int(changed or 0)
     return TableChanges(rows, rows - matched, changed, matched - changed,
                         {c: int(n) for c, n in zip(columns, per_column, strict=True) if n})
@@ -272,6 +278,7 @@ def upsert(conn: Connection, name: str, stage_name: str, frame: pl.DataFrame,
 
 def _upsert_units(conn: Connection, stage_name: str, units: pl.DataFrame) -> None:
     orgs = units.select("organisation", "principal_type").unique("organisation", keep="first")
+    insert: Callable[[Any], PostgresInsert | SqliteInsert]  # the dialect's INSERT … ON CONFLICT
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -301,11 +308,12 @@ def _drop_secondary_indexes(conn: Connection, table: str, incoming: int) -> list
     """
     if conn.dialect.name != "sqlite" or incoming < 10_000:
         return []
-    existing = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
+    existing: int = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
     if existing >= incoming:
         return []
-    rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                             "AND tbl_name = :t AND sql IS NOT NULL"), {"t": table}).all()
+    rows: Sequence[tuple[Any, ...]] = conn.execute(text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+        "AND tbl_name = :t AND sql IS NOT NULL"), {"t": table}).all()
     for index_name, _sql in rows:
         conn.exec_driver_sql(f'DROP INDEX "{index_name}"')
     return [create for _name, create in rows]

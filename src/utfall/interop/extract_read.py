@@ -109,6 +109,7 @@ def _read_csv(path: Path, name: str) -> RawTable:
     except Exception as exc:  # polars raises several error types for malformed CSV
         return _locate_csv_fault(path, name, header, exc)
     frame = _strip_and_null(frame)
+    lines: list[int] | pl.Series
     if scan.multiline:
         lines = _physical_lines(path)
         if len(lines) != frame.height:

@@ -135,11 +135,11 @@ def _scan_block(block: bytes, first: int, header: list[str], quote: _QuoteState,
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = first + block.count(b"\n", 0, exc.start) + 1
+        at = first + block.count(b"\n", 0, exc.start) + 1
         if first == 0 and block[:2] in (b"\xff\xfe", b"\xfe\xff"):
             return (1, "(file)", "the file is UTF-16; save it as UTF-8")
-        return (line, "(file)", "not valid UTF-8 (Latin-1 or Windows-1252?); save the "
-                                "file as UTF-8")
+        return (at, "(file)", "not valid UTF-8 (Latin-1 or Windows-1252?); save the "
+                              "file as UTF-8")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -90,7 +90,7 @@ def _answer_value(definition: InstrumentDefinition, link_id: str, answer: dict[s
     item = definition.item(link_id)
     keys = [k for k in answer if k.startswith("value")]
     kind = keys[0] if len(keys) == 1 else None
-    value = answer.get(kind) if kind else None
+    value: Any = answer.get(kind) if kind else None  # a JSON value
     if item.type == "string":
         if kind == "valueString":
             return value, None

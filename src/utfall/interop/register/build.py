@@ -212,13 +212,13 @@ def _resolve(mapping: Mapping, data: Data, var: Variable, ctx: _Context
                      for m in data.medications.get(ctx.person_key, []))
         return ("yes" if active else "no"), _OK
     if src == "assessment":
-        found = [a for a in data.assessments.get(ctx.person_key, [])
+        taken = [a for a in data.assessments.get(ctx.person_key, [])
                  if a.instrument == var.instrument and lo <= a.date <= hi]
-        if not found:
+        if not taken:
             days = f"{var.window_days[0]}..+{var.window_days[1]}"
             return _MISSING, (f"no {var.instrument} within {days} days of {ctx.trigger}",
                               f"ingen {var.instrument} inom {days} dagar från {ctx.trigger}")
-        best = min(found, key=lambda a: (abs((a.date - ctx.trigger).days), a.date))
+        best = min(taken, key=lambda a: (abs((a.date - ctx.trigger).days), a.date))
         if var.measure == "total":
             value = best.score
         elif str(var.measure).startswith("item_"):

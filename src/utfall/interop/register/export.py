@@ -66,9 +66,9 @@ def _fhir_bundle(mapping: Mapping, export_id: str, sent: list[tuple[FormRecord, 
         for ident, value in form.variables.items():
             if value is None:
                 continue
-            answer = {"valueInteger": value} if isinstance(value, int) and not isinstance(
-                value, bool) else {"valueDecimal": value} if isinstance(value, float) else \
-                {"valueString": str(value)}
+            answer: dict[str, Any] = {"valueInteger": value} if isinstance(
+                value, int) and not isinstance(value, bool) else {"valueDecimal": value} \
+                if isinstance(value, float) else {"valueString": str(value)}
             items.append({"linkId": ident, "answer": [answer]})
         qr: dict[str, Any] = {
             "resourceType": "QuestionnaireResponse", "id": form.form_key,
