@@ -64,24 +64,25 @@ def _backfill() -> None:
     conn = op.get_bind()
     now = dt.datetime.now(dt.UTC)
     rows: set[tuple[str, str, dt.date, str]] = set()
+    # .tuples() below is for typing only: the same result and rows at run time
     for key, unit, start, details in conn.execute(sa.text(
-            "SELECT person_key, unit_id, start_date, details FROM enrolment")):
+            "SELECT person_key, unit_id, start_date, details FROM enrolment")).tuples():
         info = json.loads(details) if isinstance(details, str) else (details or {})
         if (info or {}).get("source") == "capture":
             rows.add((key, unit, _as_date(start), "enrolment"))
     for key, unit, start in conn.execute(sa.text(
             "SELECT e.person_key, c.municipal_unit_id, e.start_date FROM enrolment e "
             "JOIN care_enrolment c ON c.enrolment_id = e.row_key "
-            "WHERE c.municipal_unit_id IS NOT NULL")):
+            "WHERE c.municipal_unit_id IS NOT NULL")).tuples():
         rows.add((key, unit, _as_date(start), "assignment"))
     for key, unit, start in conn.execute(sa.text(
             "SELECT e.person_key, s.unit_id, e.start_date FROM enrolment e "
             "JOIN care_stage_owner s ON s.enrolment_id = e.row_key "
-            "WHERE s.unit_id IS NOT NULL")):
+            "WHERE s.unit_id IS NOT NULL")).tuples():
         rows.add((key, unit, _as_date(start), "assignment"))
     for key, unit, at, detail in conn.execute(sa.text(
             "SELECT person_key, unit_id, at, detail FROM audit_event "
-            "WHERE action = 'create' AND person_key IS NOT NULL AND unit_id IS NOT NULL")):
+            "WHERE action = 'create' AND person_key IS NOT NULL AND unit_id IS NOT NULL")).tuples():
         info = json.loads(detail) if isinstance(detail, str) else (detail or {})
         if (info or {}).get("what") == "person":
             rows.add((key, unit, _as_date(at), "registration"))
