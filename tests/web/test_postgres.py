@@ -30,15 +30,20 @@ def test_postgres_consent_and_concurrent_audit(settings, pg_url: str, monkeypatc
     key = world.keys["region"]
     with TestClient(app) as client:
         clin, soc = api_login(client, "clin"), api_login(client, "soc")
-        assert client.get(f"/api/persons/{key}/timeline", headers=soc).status_code == 403
+        # not yours answers like unknown (404); a consent and a care relation open it
+        assert client.get(f"/api/persons/{key}/timeline", headers=soc).status_code == 404
         r = client.post(f"/api/persons/{key}/consents", headers=clin, json={
             "to_organisation_id": world.org["Malmö stad"], "categories": ["assessments"],
             "valid_from": dt.date.today().isoformat()})
         assert r.status_code == 201
-        assert client.get(f"/api/persons/{key}/timeline", headers=soc).status_code == 200
+        assert client.post(f"/api/persons/{key}/relations", headers=clin, json={
+            "unit_id": "soc-malmo", "basis": "sip"}).status_code == 201
+        shared = client.get(f"/api/persons/{key}/timeline", headers=soc)
+        assert shared.status_code == 200 and len(shared.json()["assessments"]) == 1
         assert client.post(f"/api/consents/{r.json()['consent_id']}/revoke",
                            headers=clin).status_code == 200
-        assert client.get(f"/api/persons/{key}/timeline", headers=soc).status_code == 403
+        after = client.get(f"/api/persons/{key}/timeline", headers=soc)
+        assert after.status_code == 200 and after.json()["assessments"] == []
         with world.engine.connect() as conn:
             before = conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
 
