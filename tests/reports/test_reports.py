@@ -102,14 +102,27 @@ def test_no_small_count_in_html(html_sv: str) -> None:
 
 
 def test_regional_cells_masked_exactly(tables) -> None:
+    """Every regional cell is its exact count, ``<5`` (primary), or ``..`` with a recorded
+    linked reason: the table is protected with the whole release (docs/disclosure-control.md),
+    so a cell can be masked because a cell it is linked to (e.g. a ``dx_group`` cell of
+    the catalogue) must be protected."""
+    from utfall.analytics.disclosure import Kind
+    from utfall.analytics.runs import compute_release
+
     counts = regional_counts(tables).to_pylist()
+    release = compute_release(tables)
     shown = regional_table(tables).to_pylist()
-    for raw, pub in zip(counts, shown, strict=True):
+    assert shown == release.regional_rows  # the regional table is the release's
+    for raw, pub, why in zip(counts, shown, release.regional_reasons, strict=True):
         for c in COUNT_COLUMNS:
-            if 1 <= raw[c] <= 4:
-                assert pub[c] == "<5"
+            reason = why.get(c)
+            if pub[c] == "..":  # withheld / secondary: never a small count shown as such
+                assert reason is not None and reason.kind in {Kind.SECONDARY, Kind.WITHHELD}
+            elif 1 <= raw[c] <= 4:
+                assert pub[c] == "<5" and reason is not None and reason.kind is Kind.PRIMARY
             else:
-                assert pub[c] == str(raw[c])
+                assert pub[c] == str(raw[c]) and reason is None
+    assert any(1 <= r[c] <= 4 for r in counts for c in COUNT_COLUMNS)
 
 
 def test_no_small_count_in_indicator_tables(report: Report) -> None:

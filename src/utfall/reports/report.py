@@ -221,6 +221,11 @@ def build_report(
         from utfall.analytics.semantics.catalogue import load_catalogue
 
         catalogue = load_catalogue()
+        if indicators is not None:
+            known = {i.id for i in catalogue.indicators}
+            unknown = [i for i in indicators if i not in known]
+            if unknown:  # the CLI maps KeyError to exit 1 ("unknown indicator")
+                raise KeyError(", ".join(unknown))
         release = compute_release(tables, rules, catalogue=catalogue, progress=progress)
         protected = release.subset(indicators=indicators)
         regional = regional_display(release, rules)
@@ -361,20 +366,28 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
                 target=ind.target if ind is not None else None,
             )
             if kind in PROPORTION_KINDS and totals and units:
-                last = periods[-1]
-                tot = next((r for r in totals if r["period"] == last), None)
-                p0 = tot["value"] if tot else None
-                pts = [
-                    {
-                        "series": report.unit_names.get(r["level"], r["level"]),
-                        "denominator": r["denominator"],
-                        "value": r["value"],
-                    }
-                    for r in units
-                    if r["period"] == last
-                ]
-                if p0 is not None:
-                    funnel_svg = funnel_chart(pts, p0, title=f"{title} – {last}", locale=locale)
+                # the latest period whose regional value and at least two unit points
+                # are published (masked rows are null: a withheld latest year must not
+                # drop the plot, nor be drawn from unpublished numbers)
+                for last in reversed(periods):
+                    tot = next((r for r in totals if r["period"] == last), None)
+                    p0 = tot["value"] if tot else None
+                    pts = [
+                        {
+                            "series": report.unit_names.get(r["level"], r["level"]),
+                            "denominator": r["denominator"],
+                            "value": r["value"],
+                        }
+                        for r in units
+                        if r["period"] == last
+                        and r["value"] is not None
+                        and r["denominator"] is not None
+                    ]
+                    if p0 is not None and len(pts) >= 2:
+                        funnel_svg = funnel_chart(
+                            pts, p0, title=f"{title} – {last}", locale=locale
+                        )
+                        break
         sections.append(
             {
                 "id": ind_id,
