@@ -181,6 +181,63 @@ def test_every_mask_has_one_reason_type() -> None:
     assert reason.startswith("secondary: recoverable from sex total (numerator)")
 
 
+def test_coincidentally_equal_series_are_not_one_quantity() -> None:
+    # Two indicators of different populations (different units) whose counts happen to
+    # agree where both have cells: all zeros, and small equal counts. They must not be
+    # linked: as one unknown each, the attacker would "recover" the extra unit as 0 from
+    # a + b = T and a + b + c = T even with every cell withheld (the demo's failure:
+    # "secondary suppression made no progress").
+    from utfall.analytics.disclosure.attacker import exposed_variables
+    from utfall.analytics.disclosure.model import build_model
+    from utfall.analytics.disclosure.reasons import Reason
+
+    rows = []
+    for ind, units, counts in (("zero_a", ["u1", "u2"], [0, 0]),
+                               ("zero_b", ["u1", "u2", "u3"], [0, 0, 0]),
+                               ("small_a", ["u1", "u2"], [1, 1]),
+                               ("small_b", ["u1", "u2", "u3"], [1, 1, 0])):
+        rows.append({"indicator_id": ind, "period": "2021", "breakdown": "total",
+                     "level": "", "numerator": sum(counts), "denominator": 40})
+        rows += [{"indicator_id": ind, "period": "2021", "breakdown": "unit_id", "level": u,
+                  "numerator": c, "denominator": 10 + i} for i, (u, c) in
+                 enumerate(zip(units, counts, strict=True))]
+    model, _ = build_model(rows, RULES)
+    numerators = [k for k, key in enumerate(model.keys) if key[1] == "numerator"]
+    assert all(model.find(k) == k and k not in model.classes() for k in numerators)
+    model.reasons = [Reason.withheld()] * len(model.keys)  # nothing published at all
+    assert exposed_variables(model) == []
+    assert audit_release(model).ok
+    # the whole release protects without error and the audit finds nothing
+    release = protect_release(_table([(r["indicator_id"], r["period"], r["breakdown"],
+                                       r["level"], r["numerator"], r["denominator"])
+                                      for r in rows]), RULES)
+    assert audit_release(release.model).ok
+
+
+def test_protection_terminates_when_links_alone_pin_a_cell() -> None:
+    # A (true or assumed) identity between two series of different levels pins the extra
+    # level from the definitions alone; withholding everything cannot change that, and
+    # protection must end (withholding all it reaches) instead of raising.
+    from utfall.analytics.disclosure.model import ReleaseModel
+    from utfall.analytics.disclosure.reasons import Reason
+    from utfall.analytics.disclosure.release import _secondary
+
+    model = ReleaseModel(RULES)
+    a = [model.add_cell(("a", "numerator", "2021", *lv), 0)
+         for lv in (("total", ""), ("unit_id", "u1"), ("unit_id", "u2"))]
+    b = [model.add_cell(("b", "numerator", "2021", *lv), 0)
+         for lv in (("total", ""), ("unit_id", "u1"), ("unit_id", "u2"), ("unit_id", "u3"))]
+    other = model.add_cell(("c", "numerator", "2021", "total", ""), 7)  # unrelated
+    model.add_margin(a[0], a[1:], "unit_id total")
+    model.add_margin(b[0], b[1:], "unit_id total")
+    for x, y in zip(a, b[:3], strict=True):
+        model.link(x, y)
+    model.reasons[b[3]] = Reason.withheld()
+    assert _secondary(model) >= 1  # used to raise "secondary suppression made no progress"
+    assert all(model.reasons[k] is not None for k in a + b)
+    assert model.reasons[other] is None  # not reachable: left published
+
+
 # --------------------------------------------------------------------------- synthetic regions
 
 

@@ -19,6 +19,7 @@ release, so the suppression pattern does not depend on what was requested.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from utfall.analytics.disclosure.rules import DisclosureRules, load_rules
 
 REGIONAL_COUNT_COLUMNS: tuple[str, ...] = ("AU119", "AU124", "DU119", "persons")
 MAX_ROUNDS = 10_000
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,9 +113,10 @@ def _secondary(model: ReleaseModel) -> int:
         for k, _ in rel.terms:
             by_cell.setdefault(k, []).append(r)
     cache: dict = {}
+    settled: set[int] = set()  # pinned by the relations' structure alone (see below)
     for rounds in range(1, MAX_ROUNDS + 1):
         _sync_links(model)
-        exposed = exposed_variables(model, cache)
+        exposed = [v for v in exposed_variables(model, cache) if v not in settled]
         if not exposed:
             return rounds
         var = model.variables()
@@ -123,12 +126,48 @@ def _secondary(model: ReleaseModel) -> int:
         before = list(model.reasons)
         for v in exposed:
             _protect(model, cells_of.get(v, [v]), by_cell)
-        if model.reasons == before:  # no progress: withhold the exposed cells' relations
-            stuck = [k for v in exposed for c in cells_of.get(v, [v])
-                     for r in by_cell.get(c, []) for k, _ in model.relations[r].terms]
-            if not _withhold(model, stuck + [c for v in exposed for c in cells_of.get(v, [v])]):
-                raise RuntimeError("secondary suppression made no progress")
+        if model.reasons != before:
+            continue
+        # no progress: withhold every cell of every relation reachable from the exposed
+        # variables through masked cells (their attacker components) and the cells of
+        # those relations, so that nothing published constrains them any more
+        if _withhold(model, _reachable(model, exposed, cells_of, by_cell)):
+            continue
+        # everything they touch is withheld: the pin follows from the definitions alone
+        # (no published count enters it), so no publication can protect or reveal it
+        logger.warning("disclosure: %d cell(s) determined by the table structure alone, "
+                       "all withheld", len(exposed))
+        settled.update(exposed)
     raise RuntimeError("secondary suppression did not converge")  # pragma: no cover
+
+
+def _reachable(model: ReleaseModel, exposed: Iterable[int], cells_of: Mapping[int, list[int]],
+               by_cell: Mapping[int, list[int]]) -> list[int]:
+    """Cells of every relation reachable from ``exposed`` through masked cells."""
+    var = model.variables()
+    seen_vars: set[int] = set()
+    seen_rels: set[int] = set()
+    todo = list(exposed)
+    out: list[int] = []
+    while todo:
+        v = todo.pop()
+        if v in seen_vars:
+            continue
+        seen_vars.add(v)
+        for c in cells_of.get(v, [v]):
+            out.append(c)
+            for r in by_cell.get(c, []):
+                if r in seen_rels:
+                    continue
+                seen_rels.add(r)
+                for k, _ in model.relations[r].terms:
+                    out.append(k)
+                    if model.reasons[k] is not None:
+                        todo.append(var[k])
+            den = model.denominator_of.get(c)
+            if den is not None:
+                out.append(den)
+    return out
 
 
 def _protect(model: ReleaseModel, cells: Sequence[int], by_cell: Mapping[int, list[int]]) -> None:
