@@ -250,6 +250,17 @@ def leaked_variables(model: ReleaseModel) -> set[int]:
     return {var[k] for k, why in enumerate(model.reasons) if why is not None} & published
 
 
+def harmless(model: ReleaseModel, v: int) -> bool:
+    """Whether recovering variable ``v`` discloses nothing: a zero, where zeros are shown.
+
+    A cell only masked because it was withheld along with others, whose true value 0 the
+    attacker deduces (e.g. a level one linked series has and the other lacks), reveals
+    what the rules would publish anyway; no withholding could hide it, since the
+    deduction uses the tables' definitions, not published counts.
+    """
+    return model.rules.zeros == "show" and model.values[v] == 0
+
+
 def exposed_variables(model: ReleaseModel, cache: dict | None = None) -> list[int]:
     """Attacker variables left with fewer than ``MIN_VALUES`` possible values."""
     out: list[int] = sorted(leaked_variables(model))
@@ -258,7 +269,8 @@ def exposed_variables(model: ReleaseModel, cache: dict | None = None) -> list[in
         if cache is not None and sig in cache:
             out.extend(cache[sig])
             continue
-        bad = [comp.variables[i] for i in sorted(comp.pinned())]
+        bad = [comp.variables[i] for i in sorted(comp.pinned())
+               if not harmless(model, comp.variables[i])]
         if cache is not None:
             cache[sig] = bad
         out.extend(bad)
@@ -295,7 +307,7 @@ def intervals(model: ReleaseModel) -> list[CellInterval]:
             else:
                 lo, hi = comp.lower[i], comp.upper[i]
                 hi = math.inf if hi >= BIG / 2 else hi
-            reach[v] = (lo, hi, i in pinned)
+            reach[v] = (lo, hi, i in pinned and not harmless(model, v))
     for v in leaked_variables(model):
         reach[v] = (model.values[v], model.values[v], True)
     return [CellInterval(k, *reach[var[k]]) for k in range(len(model.keys))

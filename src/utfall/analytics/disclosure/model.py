@@ -248,16 +248,17 @@ def _link_equal_series(model: ReleaseModel,
                        ) -> None:
     """Link cells of series that are the same quantity (equal on every common cell).
 
-    Two columns of the same period with the same cells (breakdown levels), whose values
-    agree on every cell, at least two of them *non-zero* (including the total) — e.g. the shared
+    Two columns of the same period whose values agree on every common cell, at least
+    two of them *non-zero* (including the total) — e.g. the shared
     denominator of the LARO end-reason indicators, or ``persons_substance_dx`` and the
     KVÅ denominators — are treated as one quantity: masked together, and one unknown for
     the attacker. Zeros agree by coincidence all the time (every all-zero numerator
     series of a period agrees with every other), and a false identity is knowledge no
     reader has: it pins cells that no amount of withholding can protect (a unit present
     in one series but not in the other is "recovered" as 0). So zero-total series are
-    never linked, series of different populations (different levels) are never linked,
-    and agreement must rest on at least two non-zero cells.
+    never linked, and agreement must rest on at least two non-zero cells. (Levels one
+    series has and the other lacks are zeros the attacker may deduce; a zero is
+    publishable, see :func:`~utfall.analytics.disclosure.attacker.harmless`.)
     """
     buckets: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
     for skey, cells in series.items():
@@ -268,9 +269,7 @@ def _link_equal_series(model: ReleaseModel,
         for a_i, a in enumerate(members):
             for b in members[a_i + 1:]:
                 ca, cb = series[a], series[b]
-                if ca.keys() != cb.keys():  # different populations: different levels
-                    continue
-                common = ca.keys()
+                common = ca.keys() & cb.keys()
                 if sum(1 for c in common if model.values[ca[c]] != 0) < 2:
                     continue
                 if all(model.values[ca[c]] == model.values[cb[c]] for c in common):
