@@ -255,8 +255,10 @@ def harmless(model: ReleaseModel, v: int) -> bool:
 
     A cell only masked because it was withheld along with others, whose true value 0 the
     attacker deduces (e.g. a level one linked series has and the other lacks), reveals
-    what the rules would publish anyway; no withholding could hide it, since the
-    deduction uses the tables' definitions, not published counts.
+    what the rules would publish anyway. Protection still masks more to avoid it
+    (:func:`exposed_variables` is strict) and only accepts it when withholding everything
+    reachable cannot (the deduction then uses the definitions, not published counts);
+    the audit does not count it as recoverable.
     """
     return model.rules.zeros == "show" and model.values[v] == 0
 
@@ -269,8 +271,7 @@ def exposed_variables(model: ReleaseModel, cache: dict | None = None) -> list[in
         if cache is not None and sig in cache:
             out.extend(cache[sig])
             continue
-        bad = [comp.variables[i] for i in sorted(comp.pinned())
-               if not harmless(model, comp.variables[i])]
+        bad = [comp.variables[i] for i in sorted(comp.pinned())]
         if cache is not None:
             cache[sig] = bad
         out.extend(bad)

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from utfall.analytics.disclosure.attacker import exposed_variables
+from utfall.analytics.disclosure.attacker import exposed_variables, harmless
 from utfall.analytics.disclosure.model import ReleaseModel, build_model
 from utfall.analytics.disclosure.reasons import Kind, Reason
 from utfall.analytics.disclosure.results import (
@@ -135,8 +135,9 @@ def _secondary(model: ReleaseModel) -> int:
             continue
         # everything they touch is withheld: the pin follows from the definitions alone
         # (no published count enters it), so no publication can protect or reveal it
-        logger.warning("disclosure: %d cell(s) determined by the table structure alone, "
-                       "all withheld", len(exposed))
+        logger.warning("disclosure: %d cell(s) determined by the table structure alone "
+                       "(%d of them non-zero), all withheld", len(exposed),
+                       sum(1 for v in exposed if not harmless(model, v)))
         settled.update(exposed)
     raise RuntimeError("secondary suppression did not converge")  # pragma: no cover
 
