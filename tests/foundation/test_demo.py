@@ -70,10 +70,18 @@ def test_demo_table_matches_independent_count(tmp_path: Path, settings: Settings
     table = regional_display(get_engine()).to_pylist()
     expected = independent_counts(demo_folder(PERSONS, SEED))
     assert {(r["dx_group"], r["year"]) for r in table} == set(expected)
+    secondary = 0
+    cells = 0
     for row in table:
         counts = expected[(row["dx_group"], row["year"])]
         for column in ("AU119", "AU124", "DU119", "persons"):
+            cells += 1
+            if row[column] == "..":  # linked secondary suppression over the whole release
+                secondary += 1
+                continue
             assert row[column] == masked(counts[column]), (row, counts)
+    # secondary masks are the exception: the table stays informative
+    assert secondary <= cells // 10, (secondary, cells)
     # the table is not trivial: big groups have many persons and real interventions
     f10 = [r for r in table if r["dx_group"] == "F10"]
     assert len(f10) == 8 and all(int(r["persons"]) > 500 for r in f10)
