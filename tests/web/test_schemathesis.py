@@ -55,5 +55,8 @@ def test_no_server_errors(app) -> None:
     assert not failures, "\n".join(failures[:20])
     assert sum(statuses.values()) >= 2 * len(operations) * 3
     assert statuses.get(401) and statuses.get(422)  # both refusals and validation ran
-    assert statuses.get(200, 0) + statuses.get(201, 0) > len(operations)
+    # generated person keys are unknown: they answer 404 exactly like persons outside
+    # the care relation (no existence oracle); routes without a person key still succeed
+    assert statuses.get(404, 0) > len(operations)
+    assert statuses.get(200, 0) + statuses.get(201, 0) >= 10
     print(sorted(statuses.items()))
