@@ -203,11 +203,14 @@ def test_walk_account_pages_in_chromium(tmp_path: Path) -> None:
             page.goto(server.url + "/login")
             shot(page, f"accounts-login-{label}")
             # keyboard only: the user name field has focus, Tab to the password, Enter
+            page.wait_for_function(
+                "document.activeElement && document.activeElement.name === 'username'")
             page.keyboard.type("root")
             page.keyboard.press("Tab")
             page.keyboard.type("fel lösenord här")
-            page.keyboard.press("Enter")
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            page.wait_for_selector("text=Fel användarnamn eller lösenord", timeout=15000)
             assert "Fel användarnamn eller lösenord" in page.inner_text("main")
             shot(page, f"accounts-login-error-{label}")
             page.get_by_label("Användarnamn").fill("root")
