@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,17 +39,7 @@ Breakdown = Literal[
     "age_band",
     "municipality",
 ]
-ALL_BREAKDOWNS: tuple[str, ...] = (
-    "total",
-    "unit_id",
-    "organisation",
-    "principal_type",
-    "care_level",
-    "dx_group",
-    "sex",
-    "age_band",
-    "municipality",
-)
+ALL_BREAKDOWNS: tuple[str, ...] = get_args(Breakdown)  # in the order of the Literal
 
 
 class _Strict(BaseModel):
