@@ -235,14 +235,26 @@ def test_scheduler_checkpoints_every_n_events(settings: Settings, sqlite_url: st
     engine = get_engine(sqlite_url)
     ensure_schema(engine)
     every = Settings(audit_checkpoint_every=5, audit_checkpoint_minutes=0)
+    path = settings.effective_checkpoint_file
+
+    def reasons() -> list[str]:
+        if not path.exists():
+            return []
+        return [json.loads(line)["reason"] for line in path.read_text().splitlines() if line]
+
+    def wait_for(reason: str) -> None:
+        for _ in range(300):  # wait for the background thread (not a speed measurement)
+            if reason in reasons():
+                return
+            time.sleep(0.1)
+
+    _log(engine, 1)
     start_periodic(engine, every)
+    wait_for("startup")  # the start-up checkpoint covers the event logged before start
+    assert reasons() == ["startup"]
     for _ in range(6):
         _log(engine, 1)
-    path = settings.effective_checkpoint_file
-    for _ in range(300):  # wait for the background thread (not a speed measurement)
-        if path.exists() and path.read_text().strip():
-            break
-        time.sleep(0.1)
+    wait_for("periodic")
     record = json.loads(path.read_text().splitlines()[-1])
     assert record["reason"] == "periodic" and record["count"] >= 5
     assert verify_store(engine, settings).problems == []
