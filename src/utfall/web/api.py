@@ -286,7 +286,7 @@ def self_report_link(person_key: PersonKey, body: SelfReportLinkIn, request: Req
                      principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
     """Issue a single-use self-report link for a stage of an enrolment."""
     from utfall.care import CareError, check_person, issue_self_report_link
-    from utfall.web.pages import _check_enrolment_person
+    from utfall.web.pages.consents import _check_enrolment_person
 
     _keyed(request, person_key)
     csrf_checked(request, principal)
@@ -464,7 +464,7 @@ def worklist(request: Request, status: Literal["due", "overdue", "upcoming"] | N
 @router.get("/dashboard", responses=UNAUTH, tags=["unit"])
 def dashboard(request: Request, principal: Principal = Depends(needs_role(*CARE))) -> Any:
     """Disclosure-controlled indicators of the caller's unit and the region."""
-    from utfall.web.pages import _unit_indicators
+    from utfall.web.pages.unit import _unit_indicators
 
     aggregates = request.app.state.results.get(request.app.state.engine)
     return {"unit_id": principal.unit_id,

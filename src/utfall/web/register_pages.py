@@ -10,7 +10,7 @@ from utfall.web.deps import needs_role
 from utfall.web.render import locale_of, render
 from utfall.web.security import Principal
 
-router = APIRouter(include_in_schema=False)  # a page, like web/pages.py
+router = APIRouter(include_in_schema=False)  # a page, like web/pages/
 CARE = ("clinician", "social_worker", "unit_manager")
 
 

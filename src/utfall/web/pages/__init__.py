@@ -1,0 +1,11 @@
+"""Server-rendered pages (Jinja2; plain forms with a little progressive enhancement),
+split by area like the API: session, persons, consents, relations, unit, analytics and
+self-report. User administration lives in ``utfall.web.pages_accounts``."""
+
+from fastapi import APIRouter
+
+from utfall.web.pages import analytics, consents, persons, relations, selfreport, session, unit
+
+router = APIRouter(include_in_schema=False)
+for _area in (session, persons, consents, relations, unit, analytics, selfreport):
+    router.include_router(_area.router)
