@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 PYTHON ?= python3
 UV := .tools/bin/uv
 
-.PHONY: demo test install lint typecheck check bench clean
+.PHONY: demo test test-spark install lint typecheck check bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -25,8 +25,13 @@ install: .venv/.installed test-tools/node_modules/.package-lock.json
 demo: install
 	.venv/bin/utfall demo
 
+# the whole suite but the PySpark lane, on two workers (one per core; files stay together)
 test: install
-	bash scripts/test.sh
+	bash scripts/test.sh -n 2 --dist loadfile -m "not spark"
+
+# the slow lane: PySpark parity at national scale (a JVM per run)
+test-spark: install
+	bash scripts/test.sh -m spark
 
 lint: install
 	.venv/bin/ruff check src tests benchmarks
@@ -34,8 +39,8 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
-# what CI runs: lint, type check, then the whole test suite
-check: lint typecheck test
+# what CI runs: lint, type check, then both test lanes
+check: lint typecheck test test-spark
 
 bench: install
 	.venv/bin/python benchmarks/run_all.py
