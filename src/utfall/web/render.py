@@ -8,12 +8,33 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from markupsafe import Markup
 
+from utfall.domain import formats, labels
 from utfall.i18n import LOCALES, t
 from utfall.web.security import LANG_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def _filter(fmt: Any) -> Any:
+    @pass_context
+    def apply(context: Any, value: Any, *args: Any) -> str:
+        return fmt(value, *args, locale=context.get("locale", "sv"))
+
+    return apply
+
+
+# Swedish formats in templates: {{ d|day }} "12 mars 2026", {{ t|clock }} "14:05"
+# (Europe/Stockholm), {{ t|when }} "12 mars 2026 14:05", {{ x|num }} / {{ x|num(1) }}
+# "1 234,5"; {{ label("care_setting", code) }} a code's readable text.
+TEMPLATES.env.filters["day"] = _filter(formats.format_date)
+TEMPLATES.env.filters["month"] = _filter(formats.format_month)
+TEMPLATES.env.filters["clock"] = _filter(formats.format_time)
+TEMPLATES.env.filters["when"] = _filter(formats.format_datetime)
+TEMPLATES.env.filters["num"] = _filter(
+    lambda value, decimals=None, locale="sv": formats.format_number(value, decimals, locale))
 
 
 def locale_of(request: Request) -> str:
@@ -59,6 +80,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
         "principal": principal,
         "csrf_token": principal.session.csrf_token if principal else "",
         "svg": Markup,
+        "label": lambda kind, code, **kw: labels.label(kind, code, locale, **kw),
     }
     ctx.update(context or {})
     response = TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code)
