@@ -23,6 +23,7 @@ def test_json_exact_shape() -> None:
     assert json.loads(result.stdout) == {
         "instrument": "audit", "total": 40,
         "subscales": {"consumption": 12, "dependence": 12, "harm": 16}, "band": "IV",
+        "flags": [],
     }
 
 
@@ -36,7 +37,8 @@ def test_sex_specific_band() -> None:
 def test_json_is_default_and_band_null_without_sex() -> None:
     out = json.loads(run("audit", "--answers", "0,,,,,,,,0,0").stdout)
     assert out == {"instrument": "audit", "total": 0,
-                   "subscales": {"consumption": 0, "dependence": 0, "harm": 0}, "band": None}
+                   "subscales": {"consumption": 0, "dependence": 0, "harm": 0}, "band": None,
+                   "flags": []}
 
 
 def test_dudit_with_age() -> None:

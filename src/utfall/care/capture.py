@@ -22,6 +22,7 @@ from utfall.care._common import (
     require_unit,
 )
 from utfall.care.enrolment import programme_of
+from utfall.care.flags import raise_flags
 from utfall.care.limits import check_answer_sizes
 from utfall.care.scheduling import base_stage, resolve_stage
 from utfall.followup import local_today
@@ -159,4 +160,6 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
                     "transform_id": result.transform_id,
                     "band_provisional": result.band_provisional},
             recorded_by=actor.user, role=actor.role, recorded_at=now_utc(), token_id=token_id))
+        raise_flags(conn, assessment_id=assessment_id, person_key=person_key, unit_id=unit_id,
+                    instrument=definition.id, flag_ids=result.flags)
     return assessment_id

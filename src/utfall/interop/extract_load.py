@@ -163,6 +163,29 @@ def _store_frames(validated: ValidatedExtract, vault: IdentityVault | None,
     return frames
 
 
+def _raise_flags(conn: Connection, frame: pl.DataFrame) -> None:
+    """Clinical flags of the imported assessments (only instruments that define flags
+    are parsed; flags already stored are kept)."""
+    import json
+
+    from utfall.care.flags import raise_flags_bulk
+    from utfall.instruments import UnknownInstrumentError, get_instrument
+
+    flagged = []
+    for instrument in frame["instrument"].unique().to_list():
+        try:
+            if get_instrument(instrument).scoring.flags:
+                flagged.append(instrument)
+        except UnknownInstrumentError:
+            continue
+    if not flagged:
+        return
+    rows = frame.filter(pl.col("instrument").is_in(flagged)).select(
+        "row_key", "person_key", "unit_id", "instrument", "answers")
+    raise_flags_bulk(conn, ({**row, "answers": json.loads(row["answers"] or "{}")}
+                            for row in rows.iter_rows(named=True)))
+
+
 def load_validated(conn: Connection, validated: ValidatedExtract, vault: IdentityVault | None,
                    batch_id: int | None, progress: Progress | None = None, *,
                    write: bool = True) -> dict[str, TableChanges]:
@@ -193,6 +216,8 @@ def load_validated(conn: Connection, validated: ValidatedExtract, vault: Identit
             else:
                 merge.insert_direct(conn, name, frame, progress)
             _checkpoint(f"after-{name}")
+        if "assessments" in frames:
+            _raise_flags(conn, frames["assessments"])
     for stage_name in stages.values():
         merge.drop_stage(conn, stage_name)
     return changes
