@@ -180,12 +180,14 @@ class TestRepeatedStages:
         stages = schedule(Enrolment(LARO, D(2024, 1, 15)), done, D(2025, 3, 1))
         assert [(s.stage_id, s.status) for s in stages] == [
             ("intake", "done_in_window"), ("review-1", "done_in_window"),
-            ("review-2", "overdue"), ("review-3", "upcoming"), ("discharge", "upcoming")]
+            ("review-2", "overdue"), ("review-3", "upcoming"), ("discharge", "upcoming"),
+            ("post-discharge-6", "upcoming")]
         assert [s.occurrence for s in stages if s.stage == "review"] == [1, 2, 3]
 
     def test_stop_at_end(self) -> None:
         stages = schedule(Enrolment(LARO, D(2024, 1, 15), D(2025, 2, 1)), [], D(2026, 1, 1))
-        assert [s.stage_id for s in stages] == ["intake", "review-1", "review-2", "discharge"]
+        assert [s.stage_id for s in stages] == ["intake", "review-1", "review-2", "discharge",
+                                                "post-discharge-6"]
         assert {s.status for s in stages} == {"missed"}
 
     def test_later_completion_kept(self) -> None:

@@ -89,7 +89,8 @@ def due_list(conn: Connection, actor: Actor, *, unit_id: str | None = None,
     names. ``principal`` keeps stages of one principal type; ``worker`` those of one
     responsible worker. Upcoming stages are listed from ``horizon_days`` before their
     window opens; stages settled (done, or missed) more than ``lookback_days`` ago are
-    left out (None keeps them); ended enrolments show only stages still pending. Every
+    left out (None keeps them); ended enrolments show only stages still pending, and
+    their post-discharge stages from the discharge on (whatever the horizon). Every
     person listed is checked with the access policy and the read is audited.
     """
     from utfall.access.policy import AccessDenied, require_unit_scope
@@ -121,8 +122,12 @@ def due_list(conn: Connection, actor: Actor, *, unit_id: str | None = None,
                 continue
             if statuses is not None and row.status not in statuses:
                 continue
-            if row.status == "upcoming" and (row.window_start is None
-                                             or row.window_start > horizon):
+            # a stage after discharge (e.g. the municipality's 6-month follow-up) is on
+            # the owner's list from the discharge on: the handover is visible at once
+            after_end = (enrolment.end_date is not None and row.due_date is not None
+                         and row.due_date > enrolment.end_date)
+            if row.status == "upcoming" and not after_end and (
+                    row.window_start is None or row.window_start > horizon):
                 continue
             if enrolment.end_date is not None and row.status not in PENDING:
                 continue
