@@ -27,14 +27,12 @@ def _filter(fmt: Any) -> Any:
 
 
 # Swedish formats in templates: {{ d|day }} "12 mars 2026", {{ t|clock }} "14:05"
-# (Europe/Stockholm), {{ t|when }} "12 mars 2026 14:05", {{ x|num }} / {{ x|num(1) }}
-# "1 234,5"; {{ label("care_setting", code) }} a code's readable text.
+# (Europe/Stockholm), {{ t|when }} "12 mars 2026 14:05" (numbers: utfall.web.formats);
+# {{ label("care_setting", code) }} a code's readable text.
 TEMPLATES.env.filters["day"] = _filter(formats.format_date)
 TEMPLATES.env.filters["month"] = _filter(formats.format_month)
 TEMPLATES.env.filters["clock"] = _filter(formats.format_time)
 TEMPLATES.env.filters["when"] = _filter(formats.format_datetime)
-TEMPLATES.env.filters["num"] = _filter(
-    lambda value, decimals=None, locale="sv": formats.format_number(value, decimals, locale))
 
 
 def locale_of(request: Request) -> str:
