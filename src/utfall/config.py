@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     db_lock_timeout_ms: int = Field(default=5_000, ge=0)
     db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    # invitations and reminders (utfall.messaging; docs/operations.md, "Invitations")
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset = no e-mail")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: str = Field(default="starttls", pattern="^(starttls|tls|none)$")
+    smtp_user: str | None = None
+    smtp_password: str | None = Field(default=None, description="from the environment only")
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    mail_from: str = "utfall@localhost"
+    sms_sender: str = Field(default="file", description="file, or an entry point name")
+    sms_file: Path | None = Field(default=None, description="outbox of the file sender")
+    reminder_days_before: list[int] = Field(default=[3], description="reminders before closing")
 
     @property
     def effective_database_url(self) -> str:
