@@ -273,3 +273,25 @@ def test_expired_link_and_other_organisation(engine: Engine, inbox: Inbox) -> No
         inv = conn.execute(select(MessageInvitation.__table__)).one()
         assert (inv.stop_reason, inv.recipient_enc) == ("closed", None)
     assert len(inbox.messages) == 1
+
+
+def test_cli_reminders_send(engine: Engine, inbox: Inbox, sqlite_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from utfall.cli import app
+
+    key, link_id, _token = _link(engine)
+    with engine.begin() as conn:
+        send_invitation(conn, CLINICIAN, key, link_id, "email", ADDRESS, now=NOW)
+    at = (REMINDER_DUE + dt.timedelta(hours=1)).isoformat()
+    runner = CliRunner()
+    dry = runner.invoke(app, ["reminders", "send", "--dry-run", "--now", at,
+                              "--database", sqlite_url], catch_exceptions=False)
+    assert dry.exit_code == 0 and "would send: email P…@example.se (3 d)" in dry.output
+    assert "sent: 0" in dry.output and len(inbox.messages) == 1
+    real = runner.invoke(app, ["reminders", "send", "--now", at, "--database", sqlite_url],
+                         catch_exceptions=False)
+    assert real.exit_code == 0 and "sent: 1" in real.output and len(inbox.messages) == 2
+    assert "Person.Test" not in real.output
+    bad = runner.invoke(app, ["reminders", "send", "--now", "2025-07-21T10:00"])
+    assert bad.exit_code == 1
