@@ -214,7 +214,8 @@ def _unit_names(conn: Connection, unit_ids: Iterable[str | None]) -> dict[str, s
     ids = sorted({u for u in unit_ids if u})
     if not ids:
         return {}
-    return dict(conn.execute(select(Unit.unit_id, Unit.name).where(Unit.unit_id.in_(ids))).tuples())
+    rows = conn.execute(select(Unit.unit_id, Unit.name).where(Unit.unit_id.in_(ids)))
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def open_flags(conn: Connection, person_key: str, *, actor: Actor | None = None
@@ -260,10 +261,11 @@ def open_flag_counts(conn: Connection, person_keys: Sequence[str]) -> dict[str, 
     keys = list(dict.fromkeys(person_keys))
     for start in range(0, len(keys), 500):
         chunk = keys[start:start + 500]
-        out.update(conn.execute(
+        rows = conn.execute(
             select(t.c.person_key, func.count()).where(t.c.person_key.in_(chunk),
                                                        t.c.status == OPEN)
-            .group_by(t.c.person_key)).tuples())
+            .group_by(t.c.person_key))
+        out.update({str(r[0]): int(r[1]) for r in rows})
     return out
 
 

@@ -12,6 +12,7 @@ from utfall.followup import Completed, Programme, schedule
 from utfall.followup import Enrolment as SchedEnrolment
 from utfall.store.models import Assessment, Enrolment
 from utfall.store.models_care import CareAssessment
+from utfall.store.models_flags import AssessmentVoid
 
 # an unlinked assessment may precede the enrolment start by this much (intake windows)
 EARLY_SLACK = dt.timedelta(days=31)
@@ -60,6 +61,11 @@ def _owner_enrolment(date: dt.date, candidates: Iterable[Row[Any]]) -> str | Non
     return best.row_key if best is not None else None
 
 
+def not_voided(column: Any) -> Any:
+    """SQL condition: the assessment id in ``column`` is not voided (care.corrections)."""
+    return column.not_in(select(AssessmentVoid.assessment_id))
+
+
 def completions(conn: Connection, enrolment: Row[Any], prog: Programme
                 ) -> tuple[list[Completed], dict[str, set[str]]]:
     """Completed stages of the enrolment, and the instruments done per stage id.
@@ -73,7 +79,8 @@ def completions(conn: Connection, enrolment: Row[Any], prog: Programme
     rows = conn.execute(
         select(a.c.instrument, a.c.stage, a.c.date, ca.c.enrolment_id)
         .select_from(a.outerjoin(ca, ca.c.assessment_id == a.c.row_key))
-        .where(a.c.person_key == enrolment.person_key, a.c.stage.is_not(None))
+        .where(a.c.person_key == enrolment.person_key, a.c.stage.is_not(None),
+               not_voided(a.c.row_key))
     ).all()
     e = Enrolment.__table__
     siblings = conn.execute(select(e.c.row_key, e.c.start_date).where(

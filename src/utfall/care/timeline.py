@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from utfall.access.audit import Actor
 from utfall.care._common import UnitInfo, access, get_person, unit_info
 from utfall.care.enrolment import PhaseEntry, _history
+from utfall.care.scheduling import not_voided
 from utfall.domain.codes import code_systems
 from utfall.followup import UnknownProgrammeError, get_programme
 from utfall.instruments import InstrumentDefinition, UnknownInstrumentError, get_instrument
@@ -317,7 +318,8 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
             title=title, **_where(units, conn, r.unit_id)))
     a = Assessment.__table__
     assessments = []
-    for r in conn.execute(select(a).where(a.c.person_key == person_key)
+    for r in conn.execute(select(a).where(a.c.person_key == person_key,
+                                          not_voided(a.c.row_key))
                           .order_by(a.c.date, a.c.instrument, a.c.row_key)):
         definition = _definition(r.instrument)
         subscores = _json(r.subscores) or {}

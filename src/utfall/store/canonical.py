@@ -24,8 +24,10 @@ QUERIES: dict[str, str] = {
     "medication": "SELECT person_key, unit_id, atc, start_date, end_date FROM medication",
     "enrolment": "SELECT row_key AS enrolment_id, person_key, programme, unit_id, start_date, "
                  "end_date, phase, end_reason FROM enrolment",
+    # the current version of each assessment; voided ones are left out (care.corrections)
     "assessment": "SELECT person_key, unit_id, instrument, stage, date, score, subscores, band "
-                  "FROM assessment",
+                  "FROM assessment WHERE row_key NOT IN "
+                  "(SELECT assessment_id FROM care_assessment_void)",
 }
 BATCH = 200_000
 
