@@ -11,7 +11,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from utfall.config import get_settings
 from utfall.content import list_content, load_yaml
 
 LOCALES = ("sv", "en")
@@ -20,7 +19,10 @@ LOCALES = ("sv", "en")
 def t(key: str, /, locale: str | None = None, **values: Any) -> str:
     """The message ``key`` in ``locale`` (default: configured), formatted with ``values``
     (``key`` is positional-only, so a message may have a ``{key}`` placeholder)."""
-    locale = locale or get_settings().locale
+    if not locale:
+        from utfall.config import get_settings  # lazily: keeps `utfall --help` fast
+
+        locale = get_settings().locale
     text = messages(locale).get(key) or messages("sv").get(key)
     return (text or key).format(**values)
 

@@ -14,14 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Connection
 
-from utfall.access.audit import Actor
 from utfall.cli.app import app, console, err_console
+
+if TYPE_CHECKING:  # heavy imports stay inside the commands (fast `utfall --help`)
+    from sqlalchemy import Connection
+
+    from utfall.access.audit import Actor
 
 DatabaseOpt = Annotated[
     str | None,
@@ -45,6 +48,8 @@ class Principal(StrEnum):
 
 
 def _actor() -> Actor:
+    from utfall.access.audit import Actor
+
     return Actor(os.environ.get("USER", "cli"), "system")
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 from rich.table import Table
 
 from utfall.cli.app import app, console, err_console
 from utfall.cli.core import DatabaseOpt, progress_bar, run_import
-from utfall.config import get_settings
 from utfall.i18n import t
+
+if TYPE_CHECKING:  # heavy imports stay inside the commands (fast `utfall --help`)
+    import pyarrow as pa
+
+
+def get_settings() -> Any:
+    """The settings (pydantic-settings imported only when a command runs)."""
+    from utfall.config import get_settings as settings
+
+    return settings()
 
 
 def regional_display(engine) -> pa.Table:

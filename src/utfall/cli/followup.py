@@ -9,14 +9,6 @@ import typer
 from rich.table import Table
 
 from utfall.cli.app import app, console, err_console
-from utfall.instruments import (
-    ContentError,
-    UnknownInstrumentError,
-    answers_from_list,
-    get_instrument,
-    score,
-    validate_answers,
-)
 
 
 class SexOption(StrEnum):
@@ -63,6 +55,15 @@ def score_command(
     output: OutputFormat = typer.Option(OutputFormat.json, "--format", help="json | table"),
 ) -> None:
     """Poängsätt ett formulär / score one set of answers to an instrument."""
+    from utfall.instruments import (
+        ContentError,
+        UnknownInstrumentError,
+        answers_from_list,
+        get_instrument,
+        score,
+        validate_answers,
+    )
+
     try:
         definition = get_instrument(instrument)
     except UnknownInstrumentError as exc:

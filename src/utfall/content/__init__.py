@@ -6,8 +6,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 
 def content_text(relative: str) -> str:
     """Text of a content file, e.g. ``codes/kva.yaml``."""
@@ -17,6 +15,8 @@ def content_text(relative: str) -> str:
 @cache
 def load_yaml(relative: str) -> Any:
     """Parsed YAML of a content file (cached; treat the result as read-only)."""
+    import yaml  # lazily: `utfall --help` must not pay for it
+
     return yaml.safe_load(content_text(relative))
 
 
