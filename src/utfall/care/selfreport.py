@@ -5,6 +5,12 @@ and the expiry; it carries no identity. The store keeps only its SHA-256 hash wi
 the enrolment, stage, instruments, expiry and ``used_at``. Submitting marks the row
 used in the same transaction as the answers (an ``UPDATE … WHERE used_at IS NULL``,
 so two concurrent submissions cannot both succeed).
+
+Answers given step by step are kept server-side with the link
+(``care_self_report_draft``: :func:`save_draft`, :func:`load_draft`) so the person can
+leave and come back while the link is valid; the draft is deleted when the answers are
+sent. :func:`is_submitted` tells other services (reminders) whether a link's answers
+have arrived.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from utfall.access.audit import Actor
 from utfall.care._common import (
@@ -37,6 +43,7 @@ from utfall.followup import STOCKHOLM
 from utfall.instruments import InstrumentDefinition
 from utfall.instruments.models import LocalText
 from utfall.store.models_care import SelfReportToken
+from utfall.store.models_goals import SelfReportDraft
 
 SALT = "utfall.self-report.v1"
 LOCALES = ("sv", "en")
@@ -146,6 +153,11 @@ class SelfReportForm:
     instruments: list[InstrumentDefinition]
     locale: str
     expires_at: dt.datetime
+    token_id: int = 0
+    unit_id: str = ""
+    unit_name: str = ""
+    municipality_code: str | None = None
+    intake: bool = False  # the programme's first stage: goals are set, not reviewed
 
 
 def open_self_report(conn: Connection, token: str, *, now: dt.datetime | None = None
@@ -156,10 +168,79 @@ def open_self_report(conn: Connection, token: str, *, now: dt.datetime | None = 
     prog = programme_of(enrolment.programme)
     access(conn, person_actor(row.person_key, row.unit_id), row.person_key, "read",
            {"what": "self_report_open", "token_id": row.id, "stage": row.stage})
+    from utfall.store.models import Unit
+
+    unit = conn.execute(select(Unit.name, Unit.municipality_code)
+                        .where(Unit.unit_id == row.unit_id)).first()
+    base = base_stage(row.stage, prog)
     return SelfReportForm(
-        stage=row.stage, stage_title=prog.stage(base_stage(row.stage, prog)).title,
+        stage=row.stage, stage_title=prog.stage(base).title,
         programme_title=prog.title, instruments=[instrument_of(i) for i in row.instruments],
-        locale=row.locale, expires_at=as_utc(row.expires_at))
+        locale=row.locale, expires_at=as_utc(row.expires_at), token_id=row.id,
+        unit_id=row.unit_id, unit_name=unit[0] if unit else "",
+        municipality_code=unit[1] if unit else None,
+        intake=bool(prog.stages) and base == prog.stages[0].id)
+
+
+def is_submitted(conn: Connection, token_or_id: str | int) -> bool:
+    """Have the answers behind a link (signed token or ``care_self_report_token.id``)
+    arrived? False for unknown links. For reminders: no audit, no personal data."""
+    table = SelfReportToken.__table__
+    if isinstance(token_or_id, int):
+        cond = table.c.id == token_or_id
+    else:
+        cond = table.c.token_hash == _hash(token_or_id)
+    used = conn.execute(select(table.c.used_at).where(cond)).first()
+    return used is not None and used[0] is not None
+
+
+def load_draft(conn: Connection, token: str, *, now: dt.datetime | None = None
+               ) -> tuple[dict[str, dict[str, Any]], int]:
+    """Answers saved so far behind a valid link (per instrument, plus ``_goals``) and
+    the step reached; ``({}, 0)`` when nothing is saved. Raises :class:`SelfReportRefused`."""
+    row = _load(conn, token, now_utc(now))
+    draft = conn.execute(select(SelfReportDraft).where(
+        SelfReportDraft.token_id == row.id)).scalar_one_or_none()
+    if draft is None:
+        return {}, 0
+    return dict(draft.answers or {}), int(draft.step or 0)
+
+
+def save_draft(conn: Connection, token: str, answers: Mapping[str, Any], step: int, *,
+               now: dt.datetime | None = None) -> None:
+    """Keep the answers given so far (not validated: errors are shown, nothing is lost)
+    and the step reached, audited as the person writing their own data."""
+    instant = now_utc(now)
+    row = _load(conn, token, instant)
+    text = str(dict(answers))
+    if len(text) > 200_000:
+        raise CareError("too_large", "för många eller för långa svar",
+                        "too many or too long answers")
+    table = SelfReportDraft.__table__
+    with conn.begin_nested():
+        access(conn, person_actor(row.person_key, row.unit_id), row.person_key, "create",
+               {"what": "self_report_draft", "token_id": row.id, "step": step})
+        done = conn.execute(update(table).where(table.c.token_id == row.id).values(
+            answers=dict(answers), step=step, updated_at=instant))
+        if done.rowcount == 0:
+            conn.execute(table.insert().values(token_id=row.id, answers=dict(answers),
+                                               step=step, updated_at=instant))
+
+
+def raised_flags(answers: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Clinical flags the instrument engine raises for answers per instrument
+    (instrument id → flag ids; instruments without flags left out)."""
+    from utfall.instruments import score
+
+    out: dict[str, list[str]] = {}
+    for instrument, values in answers.items():
+        try:
+            flags = score(instrument_of(instrument), values).flags
+        except Exception:  # invalid answers are refused elsewhere
+            continue
+        if flags:
+            out[instrument] = list(flags)
+    return out
 
 
 def _split(instruments: list[str], answers: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -176,17 +257,23 @@ def _split(instruments: list[str], answers: Mapping[str, Any]) -> dict[str, Mapp
 
 
 def submit_self_report(conn: Connection, token: str, answers: Mapping[str, Any], *,
+                       goals: Mapping[str, Any] | None = None,
                        now: dt.datetime | None = None) -> list[str]:
     """Validate, score and store the person's answers; the token is then used up.
 
     ``answers`` maps item linkIds to values (one questionnaire) or instrument ids to
-    such maps. Invalid answers raise :class:`CareError` and leave the token usable.
+    such maps. ``goals`` (optional) are the person's new goals and reviews of earlier
+    ones (see :func:`utfall.care.goals.check_self_report_goals`), stored in the same
+    transaction. Invalid answers raise :class:`CareError` and leave the token usable.
     """
+    from utfall.care.goals import check_self_report_goals, record_self_report_goals
+
     instant = now_utc(now)
     row = _load(conn, token, instant)
     per_instrument = _split(list(row.instruments), answers)
     for instrument, values in per_instrument.items():
         check_answers(instrument_of(instrument), values)
+    checked_goals = check_self_report_goals(conn, row.person_key, goals or {})
     actor = person_actor(row.person_key, row.unit_id)
     on_date = instant.astimezone(STOCKHOLM).date()
     table = SelfReportToken.__table__
@@ -202,4 +289,8 @@ def submit_self_report(conn: Connection, token: str, answers: Mapping[str, Any],
                 conn, actor, row.person_key, instrument, values, stage=row.stage,
                 enrolment_id=row.enrolment_id, unit_id=row.unit_id, on_date=on_date,
                 source="self_report", token_id=row.id))
+        record_self_report_goals(conn, actor, row.person_key, row.unit_id, row.enrolment_id,
+                                 row.stage, checked_goals, now=instant)
+        conn.execute(delete(SelfReportDraft.__table__).where(
+            SelfReportDraft.__table__.c.token_id == row.id))
     return ids
