@@ -38,6 +38,10 @@ from utfall.store.models import Assessment, Enrolment
 from utfall.store.models_care import CareAssessment
 
 SOURCES = ("capture", "self_report", "import")
+UNSCHEDULED = "unscheduled"  # the stage of an assessment outside the person's schedule
+STAGE_SV = ("Välj ett av personens planerade uppföljningssteg eller "
+            "\"unscheduled\" (utanför plan).")
+STAGE_EN = "Choose one of the person's scheduled follow-up stages or \"unscheduled\"."
 
 
 def instrument_of(instrument: str) -> InstrumentDefinition:
@@ -112,8 +116,14 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
     if source != "self_report" and on_date > local_today() + dt.timedelta(days=1):
         raise CareError("date_in_future", "datumet ligger i framtiden", "the date is in the future",
                         [Issue("date", "date_in_future", str(on_date), str(on_date))])
+    if stage is not None and stage.strip().lower() in ("", UNSCHEDULED):
+        stage = None  # recorded outside the schedule, on purpose
     if enrolment_id is None and stage is not None:
         enrolment_id = _enrolment_for(conn, person_key, stage, on_date)
+        if enrolment_id is None:  # never stored as free text, linked to no stage
+            raise CareError("unknown_stage", f"steget {stage!r} är inte planerat för personen",
+                            f"stage {stage!r} is not scheduled for the person",
+                            [Issue("stage", "unknown_stage", STAGE_SV, STAGE_EN)])
     if enrolment_id is not None:
         enrolment = get_enrolment(conn, enrolment_id)
         if enrolment.person_key != person_key:
@@ -126,11 +136,11 @@ def record_assessment(conn: Connection, actor: Actor, person_key: str, instrumen
             resolved = resolve_stage(prog, enrolment.start_date, enrolment.end_date, stage,
                                      on_date)
             if resolved is None:
-                ids = ", ".join(s.id for s in prog.stages)
+                ids = ", ".join([*(s.id for s in prog.stages), UNSCHEDULED])
                 raise CareError("unknown_stage", f"okänt steg {stage!r} i {prog.id}",
                                 f"unknown stage {stage!r} of {prog.id}",
-                                [Issue("stage", "unknown_stage", f"tillåtna: {ids}",
-                                       f"allowed: {ids}")])
+                                [Issue("stage", "unknown_stage", f"{STAGE_SV} Tillåtna: {ids}",
+                                       f"{STAGE_EN} Allowed: {ids}")])
             stage = resolved
     check_answers(definition, answers)
     try:

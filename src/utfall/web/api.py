@@ -449,16 +449,7 @@ def emergency_accesses(request: Request,
 # ------------------------------------------------------------------ unit level
 
 
-@router.get("/worklist", responses=UNAUTH, tags=["unit"])
-def worklist(request: Request, status: Literal["due", "overdue", "upcoming"] | None = None,
-             principal: Principal = Depends(needs_role(*CARE))) -> Any:
-    """Due and overdue follow-ups of the caller's unit."""
-    from utfall.care import due_list
-
-    with request.app.state.engine.begin() as conn:
-        items = due_list(conn, principal.actor, unit_id=principal.unit_id,
-                         statuses=[status] if status else None)
-    return [item.model_dump(mode="json") for item in items]
+# GET /api/worklist (paged, filtered, CSV, assignment): utfall.web.api_worklist
 
 
 @router.get("/dashboard", responses=UNAUTH, tags=["unit"])

@@ -27,13 +27,25 @@ def _units(conn) -> list[tuple[str, str, str, str, int, str | None]]:
         .join(Organisation, Organisation.id == Unit.organisation_id).order_by(Unit.unit_id))]
 
 
+def _list_sizes(conn, units: list[tuple]) -> dict[str, int]:
+    """Open follow-ups (overdue, due, upcoming, missed) on each unit's work list today."""
+    from utfall.care.worklist import OPEN, collect
+    from utfall.followup import local_today
+
+    day = local_today()
+    return {u[0]: sum(1 for r in collect(conn, u[0], day) if r.status in OPEN) for u in units}
+
+
 def _pick_units(conn) -> tuple[tuple, tuple]:
+    """The region unit with the longest work list (a newcomer sees the list under real
+    load; in the synthetic region a LARO clinic) and the social services of its
+    municipality."""
     units = _units(conn)
     region = [u for u in units if u[3] == "region"]
     if not region:
         raise ValueError("no region unit in the store: import the synthetic region first")
-    clinic = next((u for u in region if "beroende" in u[1].lower()
-                   and u[2] == "specialist_outpatient"), region[0])
+    sizes = _list_sizes(conn, region)
+    clinic = max(region, key=lambda u: (sizes[u[0]], "beroende" in u[1].lower(), u[0]))
     municipal = [u for u in units if u[3] == "municipality"]
     if not municipal:
         raise ValueError("no municipal unit in the store: import the synthetic region first")
@@ -57,7 +69,8 @@ def create_demo_accounts(engine: Engine, *, consents: int = 5,
                 ("sara.soc", "social_worker", social[0], "Sara Socialsekreterare"),
                 ("maria.chef", "unit_manager", clinic[0], "Maria Enhetschef"),
                 ("olle.analys", "analyst", clinic[0], "Olle Analytiker"),
-                ("admin", "admin", "", "Administratör")]
+                ("admin", "admin", "", "Administratör"),
+                ("erik.behandlare", "clinician", clinic[0], "Erik Behandlare")]
         rows = []
         for user, role, unit, display in plan:
             password = "demo-" + secrets.token_urlsafe(9)
@@ -65,6 +78,7 @@ def create_demo_accounts(engine: Engine, *, consents: int = 5,
                                   ).first()
             if exists:
                 set_password(conn, user, password)
+                _set_units(conn, int(exists[0]), [unit] if unit else [])
             else:
                 create_user(conn, user, role, [unit] if unit else [], password=password,
                             display_name=display)
@@ -74,6 +88,7 @@ def create_demo_accounts(engine: Engine, *, consents: int = 5,
         record_contact_relations(conn, Actor("demo", "system"), [clinic[0], social[0]],
                                  valid_to=dt.date.today() + dt.timedelta(days=365))
         shared, unshared = _demo_consents(conn, clinic, social, consents)
+        _demo_workers(conn, clinic[0], ("anna.klinik", "erik.behandlare"))
     if persons_file is not None:
         _write_persons(engine, persons_file, shared, unshared)
     return rows
@@ -110,6 +125,52 @@ def _demo_consents(conn, clinic: tuple, social: tuple, wanted: int) -> tuple[lis
         if len(shared) >= wanted and len(unshared) >= wanted:
             break
     return shared, unshared
+
+
+def _set_units(conn, user_id: int, units: list[str]) -> None:
+    """A reset demo account works at the unit the demo picks now."""
+    from utfall.store.models_access import UserUnit
+
+    conn.execute(UserUnit.__table__.delete().where(UserUnit.user_id == user_id))
+    for unit in units:
+        conn.execute(UserUnit.__table__.insert().values(user_id=user_id, unit_id=unit))
+
+
+def _demo_workers(conn, unit_id: str, workers: tuple[str, ...]) -> int:
+    """Make the demo clinicians responsible for the unit's own stages of two enrolments
+    in three (the third stays unassigned), so "Ansvarig" and "mine" show something.
+    Enrolments with recorded owners are left alone (idempotent); each person audited."""
+    from utfall.access.audit import log_event
+    from utfall.followup import UnknownProgrammeError, get_programme
+    from utfall.store.models import Enrolment
+    from utfall.store.models_care import CareStageOwner
+
+    owned = set(conn.execute(select(CareStageOwner.enrolment_id).distinct()).scalars())
+    rows = conn.execute(select(Enrolment.row_key, Enrolment.person_key, Enrolment.programme)
+                        .where(Enrolment.unit_id == unit_id)
+                        .order_by(Enrolment.row_key)).all()
+    actor = Actor("demo", "system")
+    now = dt.datetime.now(dt.UTC)
+    made = 0
+    for n, (row_key, person_key, programme) in enumerate(rows):
+        if row_key in owned or n % 3 == 2:
+            continue
+        try:
+            stages = [s for s in get_programme(programme).stages
+                      if s.responsible in ("region_unit", "person")]
+        except UnknownProgrammeError:
+            continue
+        worker = workers[n % 3 % len(workers)]
+        for stage in stages:
+            conn.execute(CareStageOwner.__table__.insert().values(
+                enrolment_id=row_key, stage=stage.id, responsible=stage.responsible,
+                principal_type="region", unit_id=unit_id, worker=worker, assigned_by="demo",
+                assigned_at=now))
+        log_event(conn, actor, "change", person_key,
+                  {"what": "stage_owner", "enrolment_id": row_key, "unit_id": unit_id,
+                   "demo": True})
+        made += 1
+    return made
 
 
 def _write_persons(engine: Engine, path: Path, shared: list[str], unshared: list[str]) -> None:

@@ -9,3 +9,6 @@ from utfall.web.pages import analytics, consents, persons, relations, selfreport
 router = APIRouter(include_in_schema=False)
 for _area in (session, persons, consents, relations, unit, analytics, selfreport):
     router.include_router(_area.router)
+from utfall.web.pages import worklist  # noqa: E402  (the unit's work list)
+
+router.include_router(worklist.router)

@@ -26,16 +26,7 @@ from utfall.web.security import (
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/worklist", response_class=HTMLResponse)
-def worklist(request: Request, status: str = "",
-             principal: Principal = Depends(needs_role(*CARE))) -> Response:
-    """Due and overdue follow-ups of the user's unit."""
-    from utfall.care import due_list
-
-    statuses = [status] if status in ("due", "overdue", "upcoming") else None
-    with request.app.state.engine.begin() as conn:
-        items = due_list(conn, principal.actor, unit_id=principal.unit_id, statuses=statuses)
-    return render(request, "worklist.html", {"items": items, "status": status})
+# /worklist (paged, filtered, CSV, assignment): utfall.web.pages.worklist
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
