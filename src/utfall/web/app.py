@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     start_periodic(engine, settings)  # signed audit checkpoints every N events / T minutes
 
     app.include_router(api.router)
+    from utfall.web import api_enrolments
+
+    app.include_router(api_enrolments.router)  # person overview, phase changes, discharge
     from utfall.web import api_worklist
 
     app.include_router(api_worklist.router)  # the unit's work list: paged, CSV, assignment
