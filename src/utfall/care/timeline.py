@@ -16,15 +16,24 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
 from utfall.access.audit import Actor
-from utfall.care._common import UnitInfo, access, get_person, unit_info
-from utfall.care.enrolment import PhaseEntry, _history
+from utfall.care._common import UnitInfo, access, get_person
 from utfall.care.scheduling import not_voided
-from utfall.domain.codes import code_systems
+from utfall.domain import labels
+from utfall.domain.codes import code_systems, normalise_icd10
+from utfall.domain.formats import STOCKHOLM
 from utfall.followup import UnknownProgrammeError, get_programme
 from utfall.instruments import InstrumentDefinition, UnknownInstrumentError, get_instrument
 from utfall.instruments.models import LocalText
-from utfall.store.models import Assessment, Contact, Enrolment, Medication, Procedure
-from utfall.store.models_care import CareEnrolment
+from utfall.store.models import (
+    Assessment,
+    Contact,
+    Enrolment,
+    Medication,
+    Organisation,
+    Procedure,
+    Unit,
+)
+from utfall.store.models_care import CareEnrolment, CarePhaseEvent
 
 LIFE_SITUATION = "life-situation"
 GOAL_ITEM = "goal_text"
@@ -41,6 +50,8 @@ class Entry(BaseModel):
     organisation: str | None = None
     principal_type: str | None = None
     title: LocalText
+    kind_label: LocalText | None = None  # "Besök", "Skattning"…
+    principal_label: LocalText | None = None  # "region", "kommun"…
 
 
 class PhaseItem(BaseModel):
@@ -50,9 +61,11 @@ class PhaseItem(BaseModel):
     name: LocalText
     on_date: dt.date
     from_phase: str | None
+    from_name: LocalText | None = None
     reason: str | None
     actor: str | None
     recorded: bool
+    recorded_at: dt.datetime | None = None  # Europe/Stockholm
 
 
 class EnrolmentEntry(Entry):
@@ -65,6 +78,7 @@ class EnrolmentEntry(Entry):
     end_reason: str | None
     end_reason_label: LocalText | None = None
     phase: str | None
+    phase_label: LocalText | None = None
     phases: list[PhaseItem] = Field(default_factory=list)
     responsible_worker: str | None = None
     municipal_unit_id: str | None = None
@@ -79,6 +93,9 @@ class ContactEntry(Entry):
     contact_type: str
     main_dx: str | None
     dx_group: str | None
+    setting_label: LocalText | None = None  # "öppenvård", "socialtjänst"…
+    dx_label: LocalText | None = None  # "Alkohol – beroendesyndrom"
+    dx_code: str | None = None  # "F10.2", as clinicians write it
 
 
 class InterventionEntry(Entry):
@@ -104,11 +121,13 @@ class AssessmentEntry(Entry):
     assessment_id: str
     instrument: str
     stage: str | None
+    stage_label: LocalText | None = None
     score: float | None
     subscores: dict[str, float | None]
     band: str | None
     band_label: LocalText | None
     source: str
+    source_label: LocalText | None = None
 
 
 class Goal(BaseModel):
@@ -161,14 +180,33 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _where(units: dict[str | None, UnitInfo | None], conn: Connection,
-           unit_id: str | None) -> dict[str, Any]:
-    if unit_id not in units:
-        units[unit_id] = unit_info(conn, unit_id)
-    info = units[unit_id]
+def _lt(label: labels.Label | None) -> LocalText | None:
+    return LocalText(sv=label.sv, en=label.en) if label else None
+
+
+def _kind(kind: str) -> LocalText | None:
+    return _lt(labels.lookup("event_kind", kind))
+
+
+def _unit_infos(conn: Connection, unit_ids: set[str | None]) -> dict[str | None, UnitInfo]:
+    """Unit, organisation and principal type of every unit on the timeline: one query."""
+    wanted = sorted(u for u in unit_ids if u)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(Unit.unit_id, Unit.name, Organisation.name, Organisation.principal_type)
+        .join(Organisation, Organisation.id == Unit.organisation_id)
+        .where(Unit.unit_id.in_(wanted)))
+    return {r[0]: UnitInfo(*r) for r in rows}
+
+
+def _where(units: dict[str | None, UnitInfo], unit_id: str | None) -> dict[str, Any]:
+    info = units.get(unit_id)
+    principal = info.principal_type if info else None
     return {"unit_id": unit_id, "unit_name": info.name if info else None,
             "organisation": info.organisation if info else None,
-            "principal_type": info.principal_type if info else None}
+            "principal_type": principal,
+            "principal_label": _lt(labels.lookup("principal_type", principal))}
 
 
 def _definition(instrument: str) -> InstrumentDefinition | None:
@@ -242,14 +280,78 @@ def _goals(conn: Connection, assessments: list[AssessmentEntry]) -> list[Goal]:
     return goals
 
 
-def _enrolments(conn: Connection, person_key: str, units: dict) -> list[EnrolmentEntry]:
+def _stage_label(programme: str | None, stage: str | None) -> LocalText | None:
+    """``review-2`` → "Uppföljning 2" (a repeated stage's occurrence keeps its number)."""
+    if not stage:
+        return None
+    found = labels.lookup("stage", f"{programme}/{stage}") if programme else None
+    found = found or labels.lookup("stage", stage)
+    if found:
+        return _lt(found)
+    base, _, number = stage.rpartition("-")
+    if base and number.isdigit():
+        found = (labels.lookup("stage", f"{programme}/{base}") if programme else None) \
+            or labels.lookup("stage", base)
+        if found:
+            return LocalText(sv=f"{found.sv} {number}", en=f"{found.en} {number}")
+    return None
+
+
+def _phase_label(programme: str, phase: str | None) -> LocalText | None:
+    if not phase:
+        return None
+    return _lt(labels.lookup("phase", f"{programme}/{phase}") or labels.lookup("phase", phase))
+
+
+def _local(at: Any) -> dt.datetime | None:
+    if at is None:
+        return None
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return at.astimezone(STOCKHOLM)
+
+
+def _phase_items(row: Any, events: list[Any]) -> list[PhaseItem]:
+    """The phase history of one enrolment (imported ones: their one known phase)."""
+    if not events:
+        if not row.phase:
+            return []
+        name = _phase_label(row.programme, row.phase) or LocalText(sv=row.phase, en=row.phase)
+        return [PhaseItem(phase=row.phase, name=name, on_date=row.start_date, from_phase=None,
+                          reason=None, actor=None, recorded=False)]
+    return [PhaseItem(
+        phase=e.to_phase,
+        name=_phase_label(row.programme, e.to_phase) or LocalText(sv=e.to_phase, en=e.to_phase),
+        on_date=e.on_date, from_phase=e.from_phase,
+        from_name=_phase_label(row.programme, e.from_phase), reason=e.reason, actor=e.actor,
+        recorded=True, recorded_at=_local(e.recorded_at)) for e in events]
+
+
+def _enrolment_rows(conn: Connection, person_key: str
+                    ) -> tuple[list[Any], dict[str, Any], dict[str, list[Any]]]:
+    """Enrolments, their care rows and phase events: three queries, whatever the count."""
     e = Enrolment.__table__
+    rows = list(conn.execute(select(e).where(e.c.person_key == person_key)
+                             .order_by(e.c.start_date)))
+    if not rows:
+        return [], {}, {}
+    ids = [r.row_key for r in rows]
     care = {r.enrolment_id: r for r in conn.execute(
-        select(CareEnrolment.__table__).join(e, e.c.row_key == CareEnrolment.enrolment_id)
-        .where(e.c.person_key == person_key))}
+        select(CareEnrolment.__table__).where(CareEnrolment.enrolment_id.in_(ids)))}
+    ev = CarePhaseEvent.__table__
+    events: dict[str, list[Any]] = {}
+    for r in conn.execute(select(ev).where(ev.c.enrolment_id.in_(ids))
+                          .order_by(ev.c.on_date, ev.c.id)):
+        events.setdefault(r.enrolment_id, []).append(r)
+    return rows, care, events
+
+
+def _enrolments(rows: list[Any], care: dict[str, Any], events: dict[str, list[Any]],
+                units: dict[str | None, UnitInfo]) -> list[EnrolmentEntry]:
     out = []
-    for row in conn.execute(select(e).where(e.c.person_key == person_key)
-                            .order_by(e.c.start_date)):
+    for row in rows:
         try:
             prog = get_programme(row.programme)
             title = prog.title
@@ -261,19 +363,18 @@ def _enrolments(conn: Connection, person_key: str, units: dict) -> list[Enrolmen
                 label = prog.end_reason(row.end_reason).label
             except KeyError:
                 label = None
-        phases: list[PhaseEntry] = _history(conn, row, prog)
         extra = care.get(row.row_key)
         details = _json(row.details) or {}
+        source = details.get("source", "import")
         out.append(EnrolmentEntry(
-            date=row.start_date, title=title, enrolment_id=row.row_key,
-            programme=row.programme, end_date=row.end_date, end_reason=row.end_reason,
-            end_reason_label=label, phase=row.phase,
-            phases=[PhaseItem(phase=p.phase, name=LocalText(sv=p.name_sv, en=p.name_en),
-                              on_date=p.on_date, from_phase=p.from_phase, reason=p.reason,
-                              actor=p.actor, recorded=p.recorded) for p in phases],
+            date=row.start_date, title=title, kind_label=_kind("enrolment"),
+            enrolment_id=row.row_key, programme=row.programme, end_date=row.end_date,
+            end_reason=row.end_reason, end_reason_label=label, phase=row.phase,
+            phase_label=_phase_label(row.programme, row.phase),
+            phases=_phase_items(row, events.get(row.row_key, [])),
             responsible_worker=extra.responsible_worker if extra else None,
             municipal_unit_id=extra.municipal_unit_id if extra else None,
-            source=details.get("source", "import"), **_where(units, conn, row.unit_id)))
+            source=source, **_where(units, row.unit_id)))
     return out
 
 
@@ -281,63 +382,84 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
              emergency_reason: str | None = None) -> Timeline:
     """The person's timeline, filtered to what ``actor`` may see (consent across
     principals); the read is audited. Raises ``AccessDenied`` without any access."""
-    from utfall.access.policy import filter_timeline
+    from utfall.access.policy import access_scope, filter_entries, unit_organisations
 
     grant = access(conn, actor, person_key, "read", {"what": "timeline"},
                    emergency_reason=emergency_reason)
     person = get_person(conn, person_key)
     codes = code_systems()
-    units: dict[str | None, UnitInfo | None] = {}
-    enrolments = _enrolments(conn, person_key, units)
+    enrolment_rows, care, events = _enrolment_rows(conn, person_key)
     c = Contact.__table__
+    contact_rows = list(conn.execute(select(c).where(c.c.person_key == person_key)
+                                     .order_by(c.c.date)))
+    p = Procedure.__table__
+    procedure_rows = list(conn.execute(select(p).where(p.c.person_key == person_key)
+                                       .order_by(p.c.date)))
+    m = Medication.__table__
+    medication_rows = list(conn.execute(select(m).where(m.c.person_key == person_key)
+                                        .order_by(m.c.start_date)))
+    a = Assessment.__table__
+    assessment_rows = list(conn.execute(
+        select(a).where(a.c.person_key == person_key, not_voided(a.c.row_key))
+        .order_by(a.c.date, a.c.instrument, a.c.row_key)))
+    units = _unit_infos(conn, {r.unit_id for rows in (enrolment_rows, contact_rows,
+                                                       procedure_rows, medication_rows,
+                                                       assessment_rows) for r in rows})
+    enrolments = _enrolments(enrolment_rows, care, events, units)
+    programme_of = {r.row_key: r.programme for r in enrolment_rows}
     contacts = []
-    for r in conn.execute(select(c).where(c.c.person_key == person_key).order_by(c.c.date)):
+    for r in contact_rows:
+        dx = normalise_icd10(r.main_dx) if r.main_dx else None
+        dx_label = _lt(labels.dx_label(dx)) if dx else None
+        setting = _lt(labels.lookup("care_setting", r.contact_type))
         group = codes.substance_groups.get(r.dx_group or "")
-        title = LocalText(sv=group["sv"], en=group["en"]) if group else LocalText(
-            sv=r.main_dx or "Kontakt", en=r.main_dx or "Contact")
+        title = (LocalText(sv=group["sv"], en=group["en"]) if group else dx_label or setting
+                 or LocalText(sv="Besök", en="Visit"))
         contacts.append(ContactEntry(
             date=r.date, end_date=r.end_date, contact_type=r.contact_type, main_dx=r.main_dx,
-            dx_group=r.dx_group, title=title, **_where(units, conn, r.unit_id)))
-    p = Procedure.__table__
+            dx_group=r.dx_group, title=title, kind_label=_kind("contact"),
+            setting_label=setting, dx_label=dx_label,
+            dx_code=labels.formatted_icd10(dx) if dx else None, **_where(units, r.unit_id)))
     interventions = []
-    for r in conn.execute(select(p).where(p.c.person_key == person_key).order_by(p.c.date)):
+    for r in procedure_rows:
         spec = codes.kva.get(r.kva_code)
         title = LocalText(sv=spec["sv"], en=spec["en"]) if spec else LocalText(
             sv=r.kva_code, en=r.kva_code)
         interventions.append(InterventionEntry(date=r.date, kva_code=r.kva_code, title=title,
-                                               **_where(units, conn, r.unit_id)))
-    m = Medication.__table__
+                                               kind_label=_kind("procedure"),
+                                               **_where(units, r.unit_id)))
     medications = []
-    for r in conn.execute(select(m).where(m.c.person_key == person_key)
-                          .order_by(m.c.start_date)):
+    for r in medication_rows:
         spec = codes.atc.get(r.atc)
         title = LocalText(sv=spec["sv"], en=spec["en"]) if spec else LocalText(sv=r.atc,
                                                                                 en=r.atc)
         medications.append(MedicationEntry(
             date=r.start_date, end_date=r.end_date, atc=r.atc, atc_class=codes.atc_class(r.atc),
-            title=title, **_where(units, conn, r.unit_id)))
-    a = Assessment.__table__
+            title=title, kind_label=_kind("medication"), **_where(units, r.unit_id)))
     assessments = []
-    for r in conn.execute(select(a).where(a.c.person_key == person_key,
-                                          not_voided(a.c.row_key))
-                          .order_by(a.c.date, a.c.instrument, a.c.row_key)):
+    for r in assessment_rows:
         definition = _definition(r.instrument)
         subscores = _json(r.subscores) or {}
+        programme = programme_of.get(getattr(r, "enrolment_id", None) or "")
         assessments.append(AssessmentEntry(
             date=r.date, assessment_id=r.row_key, instrument=r.instrument, stage=r.stage,
+            stage_label=_stage_label(programme, r.stage), kind_label=_kind("assessment"),
             score=r.score, subscores=subscores, band=r.band,
             band_label=band_label(definition, r.band), source=r.source,
+            source_label=_lt(labels.lookup("source", r.source)),
             title=definition.title if definition else LocalText(sv=r.instrument,
                                                                 en=r.instrument),
-            **_where(units, conn, r.unit_id)))
+            **_where(units, r.unit_id)))
     total = len(enrolments) + len(contacts) + len(interventions) + len(medications) \
         + len(assessments)
     emergency = bool(grant.emergency)
-    enrolments = filter_timeline(conn, actor, person_key, enrolments, emergency=emergency)
-    contacts = filter_timeline(conn, actor, person_key, contacts, emergency=emergency)
-    interventions = filter_timeline(conn, actor, person_key, interventions, emergency=emergency)
-    medications = filter_timeline(conn, actor, person_key, medications, emergency=emergency)
-    assessments = filter_timeline(conn, actor, person_key, assessments, emergency=emergency)
+    scope = access_scope(conn, actor, person_key, emergency=emergency)
+    organisations = unit_organisations(conn)
+    enrolments = filter_entries(enrolments, scope, organisations)
+    contacts = filter_entries(contacts, scope, organisations)
+    interventions = filter_entries(interventions, scope, organisations)
+    medications = filter_entries(medications, scope, organisations)
+    assessments = filter_entries(assessments, scope, organisations)
     shown = len(enrolments) + len(contacts) + len(interventions) + len(medications) \
         + len(assessments)
     return Timeline(
