@@ -42,6 +42,7 @@ def set_test_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Non
     monkeypatch.setenv("UTFALL_DATA_DIR", str(data_dir))
     monkeypatch.setenv("UTFALL_SECRET_KEY", TEST_SECRET_KEY)
     monkeypatch.setenv("UTFALL_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
+    monkeypatch.setenv("UTFALL_ANALYTICS_RUNS_POLL_SECONDS", "0")  # tests start runs themselves
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     audit_retention_years: int = Field(
         default=10, ge=5, description="Keep audit events at least this long (HSLF-FS 2016:40: "
                                       "five years at least)")
+    analytics_runs_poll_seconds: float = Field(
+        default=30.0, ge=0, description="Check for new data and compute an indicator run in "
+                                        "the background this often (0 = off)")
     locale: str = Field(default="sv", pattern="^(sv|en)$")
     timezone: str = "Europe/Stockholm"
     # store connections and waits (docs/web.md, "Database outage, timeouts and pool")

@@ -452,39 +452,7 @@ def emergency_accesses(request: Request,
 # GET /api/worklist (paged, filtered, CSV, assignment): utfall.web.api_worklist
 
 
-@router.get("/dashboard", responses=UNAUTH, tags=["unit"])
-def dashboard(request: Request, principal: Principal = Depends(needs_role(*CARE))) -> Any:
-    """Disclosure-controlled indicators of the caller's unit and the region."""
-    from utfall.web.pages.unit import _unit_indicators
-
-    aggregates = request.app.state.results.get(request.app.state.engine)
-    return {"unit_id": principal.unit_id,
-            "indicators": _unit_indicators(aggregates.get("results"), principal.unit_id)}
-
-
-@router.get("/analytics/regional", responses=UNAUTH, tags=["analytics"])
-def regional(request: Request,
-             principal: Principal = Depends(needs_role("analyst", "unit_manager"))) -> Any:
-    """The regional indicator table after disclosure control (aggregates only)."""
-    aggregates = request.app.state.results.get(request.app.state.engine)
-    table = aggregates.get("regional")
-    return {"rows": table.to_pylist() if table is not None else []}
-
-
-@router.get("/analytics/indicators", responses=UNAUTH, tags=["analytics"])
-def indicators(request: Request, indicator: str | None = Query(default=None, max_length=80),
-               principal: Principal = Depends(needs_role("analyst", "unit_manager"))) -> Any:
-    """Disclosure-controlled indicator results (display columns only)."""
-    aggregates = request.app.state.results.get(request.app.state.engine)
-    results = aggregates.get("results")
-    if results is None:
-        return {"rows": []}
-    keep = ("indicator_id", "period", "breakdown", "level", "numerator_display",
-            "denominator_display", "value_display", "ci_low_display", "ci_high_display",
-            "suppressed", "suppression_reason")
-    rows = [{k: r.get(k) for k in keep} for r in results.to_pylist()
-            if indicator is None or r["indicator_id"] == indicator]
-    return {"rows": rows}
+# the dashboard and analytics routes live in utfall.web.api_analytics (stored runs)
 
 
 class ReviewIn(BaseModel):

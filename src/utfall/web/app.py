@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.locale = settings.locale
     app.state.results = ResultCache()
+    from utfall.analytics.jobs import install as install_runs
+
+    install_runs(app, settings.analytics_runs_poll_seconds)  # stored runs, never on a page load
     health.install(app)  # /healthz, /readyz, 503 + Retry-After when the store is down
 
     from utfall.access.checkpoint import start_periodic
@@ -66,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     start_periodic(engine, settings)  # signed audit checkpoints every N events / T minutes
 
     app.include_router(api.router)
+    from utfall.web import api_analytics
+
+    app.include_router(api_analytics.router)  # dashboard and analytics from stored runs
     from utfall.web import api_enrolments
 
     app.include_router(api_enrolments.router)  # person overview, phase changes, discharge

@@ -13,9 +13,11 @@ from markupsafe import Markup
 
 from utfall.domain import formats, labels
 from utfall.i18n import LOCALES, t
+from utfall.web.formats import install as _install_number_filters
 from utfall.web.security import LANG_COOKIE
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+_install_number_filters(TEMPLATES.env)  # num, pct, shown: Swedish number formats
 
 
 def _filter(fmt: Any) -> Any:

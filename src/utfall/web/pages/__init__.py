@@ -12,3 +12,7 @@ for _area in (session, persons, consents, relations, unit, analytics, selfreport
 from utfall.web.pages import worklist  # noqa: E402  (the unit's work list)
 
 router.include_router(worklist.router)
+from utfall.web.pages import dashboard, runs  # noqa: E402  (dashboard; /admin/runs)
+
+for _area in (dashboard, runs):
+    router.include_router(_area.router)

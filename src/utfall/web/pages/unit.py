@@ -1,4 +1,4 @@
-"""Unit pages: worklist, dashboard and the access review."""
+"""Unit pages: the access review (worklist: ``pages.worklist``; dashboard: ``pages.dashboard``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from utfall.access.review import OUTCOMES, record_review
 from utfall.web import services
 from utfall.web.deps import as_list, checked_form, needs_role
 from utfall.web.pages._common import (
-    CARE,
     _date,
     _redirect,
 )
@@ -27,76 +26,6 @@ router = APIRouter(include_in_schema=False)
 
 
 # /worklist (paged, filtered, CSV, assignment): utfall.web.pages.worklist
-
-
-@router.get("/dashboard", response_class=HTMLResponse)
-def dashboard(request: Request, principal: Principal = Depends(needs_role(*CARE))) -> Response:
-    """Unit dashboard: follow-up coverage and disclosure-controlled indicators."""
-    from utfall.care import due_list
-
-    engine = request.app.state.engine
-    with engine.begin() as conn:
-        items = due_list(conn, principal.actor, unit_id=principal.unit_id,
-                         statuses=("overdue", "due", "missed", "done_in_window", "done_late",
-                                   "done_early"))
-    coverage = _coverage(items)
-    aggregates = request.app.state.results.get(engine)
-    indicators = _unit_indicators(aggregates.get("results"), principal.unit_id)
-    return render(request, "dashboard.html", {
-        "coverage": coverage, "indicators": indicators, "titles": services.indicator_titles(),
-        "errors": aggregates.get("errors", [])})
-
-
-def _coverage(items: list[Any]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.status] = counts.get(item.status, 0) + 1
-    done = sum(v for k, v in counts.items() if k.startswith("done"))
-    expected = done + counts.get("missed", 0) + counts.get("overdue", 0)
-    from utfall.analytics.disclosure import load_rules
-
-    rules = load_rules()  # the published disclosure rules, not a number of our own
-    small = rules.threshold
-
-    def shown(n: int) -> str:
-        return rules.primary_display if rules.is_small(n) else str(n)
-
-    share = None if expected < small else done / expected
-    return {"counts": {k: shown(v) for k, v in counts.items()}, "done": shown(done),
-            "expected": shown(expected), "share": share}
-
-
-def _unit_indicators(results: Any, unit_id: str | None) -> list[dict[str, Any]]:
-    if results is None:
-        return []
-    rows = [r for r in results.to_pylist()
-            if (r["breakdown"] == "unit_id" and r["level"] == unit_id)
-            or r["breakdown"] == "total"]
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        key = (r["indicator_id"], r["breakdown"])
-        if key not in latest or str(r["period"]) > str(latest[key]["period"]):
-            latest[key] = r
-    out = []
-    for (ind, breakdown), r in sorted(latest.items()):
-        if breakdown != "unit_id":
-            continue
-        total = latest.get((ind, "total"))
-        out.append({"indicator_id": ind, "period": r["period"],
-                    "numerator": r["numerator_display"], "denominator": r["denominator_display"],
-                    "value": _shown_value(ind, r), "region": _shown_value(ind, total)
-                    if total else "", "suppressed": r["suppressed"],
-                    "reason": r["suppression_reason"]})
-    return out
-
-
-def _shown_value(indicator_id: str, row: dict[str, Any]) -> str:
-    """Disclosure-controlled display value; proportions as per cent."""
-    if row.get("value") is None:  # masked by disclosure control (or not computable)
-        return str(row.get("value_display") or "–")
-    if services.indicator_kinds().get(indicator_id) == "proportion":
-        return f"{float(row['value']) * 100:.1f} %"
-    return str(row.get("value_display"))
 
 
 @router.get("/review", response_class=HTMLResponse)

@@ -1,0 +1,101 @@
+"""The unit dashboard: the own unit first (follow-up coverage of its worklist), then
+its indicators beside the region's, all indicator figures from the latest stored run.
+
+Where disclosure control applies (``docs/disclosure-control.md``, "Operational data
+of the own unit"): the follow-up coverage counts the unit's own worklist, which staff
+of the unit already see item by item; it is operational data for the unit's follow-up
+work, shown exactly. Indicator values (the unit's and the region's) are published
+aggregates and come only from the run's protected release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from utfall.analytics.explorer import outlier_words, unit_overview
+from utfall.analytics.runs import StoredRun
+from utfall.i18n import t
+from utfall.web import services
+from utfall.web.deps import needs_role
+from utfall.web.formats import number, percent
+from utfall.web.pages._common import CARE
+from utfall.web.pages.analytics import _kind, ci_text, run_context, stored_run, value_text
+from utfall.web.render import locale_of, render
+from utfall.web.security import Principal
+
+router = APIRouter(include_in_schema=False)
+COVERAGE_STATUSES = ("overdue", "due", "missed", "done_in_window", "done_late", "done_early")
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, principal: Principal = Depends(needs_role(*CARE))) -> Response:
+    """Own unit first: worklist coverage, then indicators beside the region."""
+    from utfall.care import due_list
+
+    locale = locale_of(request)
+    engine = request.app.state.engine
+    with engine.begin() as conn:
+        items = due_list(conn, principal.actor, unit_id=principal.unit_id,
+                         statuses=COVERAGE_STATUSES)
+        names = services.unit_names(conn)
+    run = stored_run(request)
+    ctx = run_context(request, run)
+    ctx.update({"coverage": _coverage(items, locale),
+                "unit_name": names.get(principal.unit_id or "", principal.unit_id or ""),
+                "indicators": _unit_indicators(run, principal.unit_id, locale),
+                "titles": services.indicator_titles()})
+    return render(request, "dashboard.html", ctx)
+
+
+def _coverage(items: list[Any], locale: str = "sv") -> dict[str, Any]:
+    """Follow-up coverage of the unit's own worklist: exact counts (operational data of
+    the own unit, not a published aggregate) and the share done of those due."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.status] = counts.get(item.status, 0) + 1
+    done = sum(v for k, v in counts.items() if k.startswith("done"))
+    expected = done + counts.get("missed", 0) + counts.get("overdue", 0)
+    share = done / expected if expected else None
+    return {"counts": {k: number(v, 0, locale) for k, v in counts.items()},
+            "done": number(done, 0, locale), "expected": number(expected, 0, locale),
+            "share": share, "share_text": percent(share, locale) if share is not None else "–"}
+
+
+def _unit_indicators(run: StoredRun | None, unit_id: str | None, locale: str = "sv"
+                     ) -> list[dict[str, Any]]:
+    """The unit's latest published year per indicator beside the region, with the
+    funnel verdict of that year in words (all from the run's protected release)."""
+    if run is None:
+        return []
+    from utfall.analytics.semantics.catalogue import load_catalogue
+
+    ids = [i.id for i in load_catalogue().indicators]
+    kinds = {i: _kind(i) for i in ids}
+    out = []
+    for item in unit_overview(run, unit_id, kinds, ids):
+        kind, mine, region = item["kind"], item["unit"], item["region"]
+        verdict = ""
+        if kind == "proportion" and mine["value"] is not None:
+            points, _ = run.funnel_rows(item["indicator_id"], "unit_id", str(item["period"]))
+            point = next((p for p in points if p["level"] == unit_id), None)
+            if point is not None:
+                verdict = t(outlier_words(point["flag"] or ""), locale)
+        out.append({"indicator_id": item["indicator_id"], "period": item["period"],
+                    "numerator": _count(mine["numerator_display"], locale),
+                    "denominator": _count(mine["denominator_display"], locale),
+                    "value": value_text(kind, mine["value"], mine["value_display"], locale),
+                    "ci": ci_text(kind, mine, locale),
+                    "region": value_text(kind, region["value"], region["value_display"],
+                                         locale) if region else "–",
+                    "verdict": verdict, "suppressed": mine["suppressed"],
+                    "reason": mine["suppression_reason"]})
+    return out
+
+
+def _count(display: Any, locale: str) -> str:
+    from utfall.web.formats import shown
+
+    return shown(display, locale)
