@@ -113,13 +113,16 @@ def _link(conn: Connection, person_key: str, link_id: int) -> Row[Any]:
     return row
 
 
-def _check(conn: Connection, actor: Actor, person_key: str, unit_id: str) -> None:
-    """Relation to the person, and the link's own organisation (as when issuing)."""
+def _checked_link(conn: Connection, actor: Actor, person_key: str, link_id: int) -> Row[Any]:
+    """The link, for an actor with a relation to the person (checked first, so unknown
+    and foreign links look alike) acting for the link's own organisation."""
     from utfall.access.policy import require_person_access
     from utfall.care._common import require_own_organisation
 
     require_person_access(conn, actor, person_key, "create")
-    require_own_organisation(conn, actor, unit_id)
+    link = _link(conn, person_key, link_id)
+    require_own_organisation(conn, actor, link.unit_id)
+    return link
 
 
 def _closed() -> LinkClosed:
@@ -139,8 +142,7 @@ def _open_url(conn: Connection, link: Row[Any], now: dt.datetime | None) -> str:
 def link_url(conn: Connection, actor: Actor, person_key: str, link_id: int, *,
              what: str = "self_report_qr", now: dt.datetime | None = None) -> str:
     """The link's URL (to show it or its QR code) for a user who may send it; audited."""
-    link = _link(conn, person_key, link_id)
-    _check(conn, actor, person_key, link.unit_id)
+    link = _checked_link(conn, actor, person_key, link_id)
     url = _open_url(conn, link, now)
     access(conn, actor, person_key, "read", {"what": what, "token_id": link_id})
     return url
@@ -237,8 +239,7 @@ def send_invitation(conn: Connection, actor: Actor, person_key: str, link_id: in
     logged and returned with status ``failed`` (no reminders then)."""
     settings = settings or get_settings()
     instant = now_utc(now)
-    link = _link(conn, person_key, link_id)
-    _check(conn, actor, person_key, link.unit_id)
+    link = _checked_link(conn, actor, person_key, link_id)
     if channel not in CHANNELS:
         raise CareError("invalid_channel", "välj e-post eller sms", "choose e-mail or SMS",
                         [Issue("channel", "invalid_channel", "Välj e-post eller sms.",
@@ -291,8 +292,7 @@ class LinkMessages:
 def link_messages(conn: Connection, actor: Actor, person_key: str, link_id: int, *,
                   now: dt.datetime | None = None) -> LinkMessages:
     """The message log and invitations of a link, for a user who may send it; audited."""
-    link = _link(conn, person_key, link_id)
-    _check(conn, actor, person_key, link.unit_id)
+    _checked_link(conn, actor, person_key, link_id)
     access(conn, actor, person_key, "read", {"what": "self_report_messages", "token_id": link_id})
     state = link_state(conn, link_id, now)
     token = _token_row(conn, link_id)

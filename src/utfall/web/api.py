@@ -297,9 +297,13 @@ def self_report_link(person_key: PersonKey, body: SelfReportLinkIn, request: Req
             token = issue_self_report_link(conn, principal.actor, body.enrolment_id, body.stage,
                                            valid_days=body.valid_days,
                                            instruments=body.instruments, locale=body.locale)
+            from utfall.messaging.invitations import remember_link  # QR code and sending
+
+            link_id = remember_link(conn, principal.actor, token, str(request.base_url))
     except CareError as exc:
         return _care_error(exc)
-    return {"token": token, "url": str(request.base_url).rstrip("/") + f"/r/{token}"}
+    return {"token": token, "url": str(request.base_url).rstrip("/") + f"/r/{token}",
+            "link_id": link_id}
 
 
 # ------------------------------------------------------------------ consents

@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     start_periodic(engine, settings)  # signed audit checkpoints every N events / T minutes
 
     app.include_router(api.router)
+    from utfall.web import api_invitations
+
+    app.include_router(api_invitations.router)  # send self-report links, message log
     from utfall.web import api_analytics
 
     app.include_router(api_analytics.router)  # dashboard and analytics from stored runs

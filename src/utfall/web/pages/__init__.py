@@ -16,3 +16,6 @@ from utfall.web.pages import dashboard, runs  # noqa: E402  (dashboard; /admin/r
 
 for _area in (dashboard, runs):
     router.include_router(_area.router)
+from utfall.web.pages import invitations  # noqa: E402  (self-report link: QR code, sending)
+
+router.include_router(invitations.router)

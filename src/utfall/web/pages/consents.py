@@ -170,6 +170,9 @@ def issue_link(request: Request, person_key: str, form: dict[str, Any] = Depends
             token = issue_self_report_link(
                 conn, principal.actor, enrolment_id, stage,
                 instruments=instruments, locale=lang if lang in ("sv", "en") else "sv")
+            from utfall.messaging.invitations import remember_link  # QR code and sending
+
+            link_id = remember_link(conn, principal.actor, token, str(request.base_url))
     except CareError as exc:
         summary = exc.en if locale == "en" else exc.sv
         with engine.begin() as conn:
@@ -179,7 +182,7 @@ def issue_link(request: Request, person_key: str, form: dict[str, Any] = Depends
     url = str(request.base_url).rstrip("/") + f"/r/{token}"
     with engine.begin() as conn:
         ctx = _person_context(conn, principal, person_key, None, locale)
-    ctx["link"] = url
+    ctx["link"], ctx["link_id"] = url, link_id
     return render(request, "person.html", ctx)
 
 
