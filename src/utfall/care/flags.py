@@ -342,3 +342,10 @@ def acknowledge_flag(conn: Connection, actor: Actor, flag_id: int, note: str | N
         raise NotFound("flag_not_found", "flaggan finns inte", "no such flag") from None
     done = conn.execute(select(t).where(t.c.id == flag_id)).one()
     return flag_dict(done, _unit_names(conn, [done.unit_id]))
+
+
+def person_open_flags(conn: Connection, actor: Actor, person_key: str) -> list[dict[str, Any]]:
+    """Use case: the person's open flags the actor may see (access-checked, audited)."""
+    grant = access(conn, actor, person_key, "read", {"what": "flags"})
+    del grant
+    return open_flags(conn, person_key, actor=actor)

@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from utfall.web import api_worklist
 
     app.include_router(api_worklist.router)  # the unit's work list: paged, CSV, assignment
+    from utfall.web import api_flags
+
+    app.include_router(api_flags.router)  # clinical flags, unit inbox, corrections
     from utfall.web.fhir import create_fhir_app
 
     app.mount("/fhir", create_fhir_app(app))  # FHIR R4; errors as OperationOutcome
