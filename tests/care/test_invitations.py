@@ -295,3 +295,15 @@ def test_cli_reminders_send(engine: Engine, inbox: Inbox, sqlite_url: str) -> No
     assert "Person.Test" not in real.output
     bad = runner.invoke(app, ["reminders", "send", "--now", "2025-07-21T10:00"])
     assert bad.exit_code == 1
+
+
+def test_saved_draft_is_not_an_answer(engine: Engine, inbox: Inbox) -> None:
+    """Save-and-return keeps the reminders going; only the submitted answers stop them."""
+    from utfall.care.selfreport import save_draft
+
+    key, link_id, token = _link(engine)
+    with engine.begin() as conn:
+        send_invitation(conn, CLINICIAN, key, link_id, "email", ADDRESS, now=NOW)
+        save_draft(conn, token, {"who-5": {"item_1": 3}}, 0, now=NOW + dt.timedelta(days=1))
+    run = send_due_reminders(engine, now=REMINDER_DUE + dt.timedelta(hours=1))
+    assert (run.sent, run.stopped_answered) == (1, 0) and len(inbox.messages) == 2

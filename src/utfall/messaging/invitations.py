@@ -57,12 +57,12 @@ def _decrypt(text: str) -> str:
 def link_answered(conn: Connection, token_id: int) -> bool:
     """Whether the person's answers behind the link have arrived.
 
-    Uses the self-report service's own answer (``care.selfreport.answers_arrived``)
-    when it has one; otherwise a submitted link is one marked used.
+    Uses the self-report service's own answer (``care.selfreport.is_submitted``:
+    a saved draft is not an answer); failing that, a submitted link is one marked used.
     """
     from utfall.care import selfreport
 
-    helper = getattr(selfreport, "answers_arrived", None)
+    helper = getattr(selfreport, "is_submitted", None)
     if callable(helper):
         return bool(helper(conn, token_id))
     table = SelfReportToken.__table__
