@@ -239,6 +239,19 @@ def _version(instrument: str, *, answers: Any, score: Any, band: Any) -> dict[st
             "score": score, "band": band, "band_label": _band_label(instrument, band)}
 
 
+def _changes(instrument: str, before: Mapping[str, Any], after: Mapping[str, Any]
+             ) -> list[dict[str, Any]]:
+    """Items whose answer differs: question, number, answer before and after (in words)."""
+    rows_before = {r["item"]: r for r in answer_rows(instrument, before)}
+    out = []
+    for n, row in enumerate(answer_rows(instrument, after), start=1):
+        old = rows_before.get(row["item"])
+        if old is not None and old["value"] != row["value"]:
+            out.append({"item": row["item"], "number": n, "text": row["text"],
+                        "before": old["answer"], "after": row["answer"]})
+    return out
+
+
 def _history(conn: Connection, assessment_id: str) -> dict[str, Any]:
     from utfall.care.flags import flag_history, instrument_title
 
@@ -256,6 +269,10 @@ def _history(conn: Connection, assessment_id: str) -> dict[str, Any]:
             **_version(row.instrument, answers=rev.answers, score=rev.score, band=rev.band),
             "reason": rev.reason, "changed_by": rev.changed_by, "role": rev.role,
             "changed_at": as_utc(rev.changed_at).isoformat()})
+    # what each correction changed: version n's answers against version n + 1's
+    versions = [*previous, {"answers": dict(row.answers or {})}]
+    for older, newer in zip(previous, versions[1:], strict=False):
+        older["changes"] = _changes(row.instrument, older["answers"], newer["answers"])
     return {
         "assessment_id": row.row_key, "person_key": row.person_key,
         "instrument": row.instrument, "instrument_title": instrument_title(row.instrument),
