@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
@@ -151,6 +151,7 @@ class ProfilePoint(BaseModel):
     percent: float  # position within the scale's range, 0–100
     direction: str  # lower_is_better / higher_is_better
     band: str | None = None
+    band_label: LocalText | None = None
 
 
 class Timeline(BaseModel):
@@ -244,7 +245,8 @@ def domain_profile(assessments: list[AssessmentEntry]) -> list[ProfilePoint]:
             points.append(ProfilePoint(
                 date=a.date, instrument=a.instrument, measure="total", label=definition.title,
                 value=a.score, percent=_percent(a.score, lo, hi),
-                direction=scoring.total.direction or scoring.direction, band=a.band))
+                direction=scoring.total.direction or scoring.direction, band=a.band,
+                band_label=a.band_label))
         if a.instrument != LIFE_SITUATION:
             continue
         for sub in scoring.subscales:
@@ -531,9 +533,9 @@ def timeline_chart(tl: Timeline, locale: str = "sv") -> Any:
 
 
 def timeline_chart_svg(tl: Timeline, locale: str = "sv") -> str:
-    """The domain profile chart rendered to SVG on the server (vl-convert)."""
-    import vl_convert
+    """The progress chart as one SVG document (plain SVG from :mod:`utfall.care.chart`:
+    each instrument on its own scale with its bands, the life-situation profile)."""
+    from utfall.care.chart import chart_panels, combined_svg
 
-    name: Literal["en-GB", "sv-SE"] = "en-GB" if locale == "en" else "sv-SE"
-    return vl_convert.vegalite_to_svg(timeline_chart(tl, locale).to_dict(), format_locale=name,
-                                      time_format_locale=name)
+    locale = "en" if locale == "en" else "sv"
+    return combined_svg(chart_panels(tl.profile, tl.sex, locale), locale)

@@ -79,16 +79,51 @@ def cached_svg(key: str, draw: Callable[[], str | None]) -> str | None:
     return svg
 
 
+CHART_TEXTS = {
+    "sv": {"table": "Visa diagrammets värden som tabell", "date": "Datum", "measure": "Mått",
+           "value": "Värde", "band": "Nivå"},
+    "en": {"table": "Show the chart's values as a table", "date": "Date", "measure": "Measure",
+           "value": "Value", "band": "Band"},
+}
+
+
 def chart_svg(tl: Any, locale: str) -> str | None:
-    """The timeline chart as SVG (None when it cannot be drawn).
+    """The progress chart as HTML: one plain-SVG panel per instrument (own scale, bands
+    shaded) and the life-situation profile, then the same values as a text table.
 
-    Rendering (Altair → vl-convert) takes a few hundred milliseconds, so charts are kept
-    in a small in-process LRU keyed by a hash of the whole (already filtered) timeline
-    and the language: an unchanged timeline is not drawn twice, any change draws anew.
+    Drawing is pure Python string building (~1 ms, no chart library); the result is
+    still kept in the in-process LRU keyed by the profile, the sex and the language,
+    so an unchanged profile is not drawn twice. None when there is nothing to draw.
     """
-    from utfall.care import timeline_chart_svg
+    import json
+    from html import escape
 
-    return cached_svg(tl.model_dump_json() + locale, lambda: timeline_chart_svg(tl, locale))
+    from utfall.care.chart import chart_panels, chart_table
+
+    if not tl.profile:
+        return None
+    locale = "en" if locale == "en" else "sv"
+    key = json.dumps([locale, tl.sex, [[p.date.isoformat(), p.instrument, p.measure, p.value,
+                                        p.band] for p in tl.profile]])
+
+    def draw() -> str:
+        texts = CHART_TEXTS[locale]
+        panels = chart_panels(tl.profile, tl.sex, locale)
+        rows = "".join(
+            f"<tr><td>{escape(r['date'])}</td><td>{escape(r['measure'])}</td>"
+            f"<td class=\"num\">{escape(r['value'])}</td><td>{escape(r['band'])}</td></tr>"
+            for r in chart_table(tl.profile, locale))
+        table = (f'<details class="chart-table"><summary>{escape(texts["table"])}</summary>'
+                 f'<div class="table-wrap"><table><thead><tr>'
+                 f'<th scope="col">{escape(texts["date"])}</th>'
+                 f'<th scope="col">{escape(texts["measure"])}</th>'
+                 f'<th scope="col">{escape(texts["value"])}</th>'
+                 f'<th scope="col">{escape(texts["band"])}</th></tr></thead>'
+                 f'<tbody>{rows}</tbody></table></div></details>')
+        return ('<div class="chart-grid">' + "".join(
+            f'<div class="chart-panel">{panel}</div>' for panel in panels) + "</div>" + table)
+
+    return cached_svg(key, draw)
 
 
 def organisations(conn: Connection) -> list[dict[str, Any]]:
