@@ -210,10 +210,19 @@ def enrolment_view(conn: Connection, enrolment: Row[Any] | str,
         phase_name=phase_name,
         history=[{"phase": h.phase, "name": {"sv": h.name_sv, "en": h.name_en},
                   "date": h.on_date.isoformat(), "from_phase": h.from_phase,
-                  "reason": h.reason, "actor": h.actor, "role": h.role, "unit_id": h.unit_id,
+                  "reason": h.reason, "reason_label": _reason_label(prog, h.reason),
+                  "actor": h.actor, "role": h.role, "unit_id": h.unit_id,
                   "recorded": h.recorded} for h in history],
         allowed=allowed_phases(conn, enrolment, prog),
         pending=_pending(conn, enrolment, prog, today or local_today()))
+
+
+def _reason_label(prog: Any, reason: str | None) -> dict[str, str] | None:
+    """The label of a reason that is an end-reason id (a discharge without a note)."""
+    for end in prog.end_reasons:
+        if end.id == reason:
+            return {"sv": end.label.sv, "en": end.label.en}
+    return None
 
 
 def enrolment_person(conn: Connection, enrolment_id: str) -> str:

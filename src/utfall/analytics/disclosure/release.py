@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from utfall.analytics.disclosure.attacker import exposed_variables, harmless
-from utfall.analytics.disclosure.model import ReleaseModel, build_model
+from utfall.analytics.disclosure.model import Relation, ReleaseModel, build_model
 from utfall.analytics.disclosure.reasons import Kind, Reason
 from utfall.analytics.disclosure.results import (
     RESULT_COLUMNS,
@@ -186,6 +186,8 @@ def _protect(model: ReleaseModel, cells: Sequence[int], by_cell: Mapping[int, li
             return
     for r in rels:
         rel = model.relations[r]
+        if _slack(model, rel):  # says nothing about its masked cells: masking adds nothing
+            continue
         open_cells = [k for k, _ in rel.terms
                       if model.reasons[k] is None and model.values[k] > 0]
         if open_cells:
@@ -195,7 +197,28 @@ def _protect(model: ReleaseModel, cells: Sequence[int], by_cell: Mapping[int, li
             return
     # nothing left to mask: withhold every cell of the relations and every cell linked
     # to them (withheld masks say nothing about sizes)
-    _withhold(model, [k for r in rels for k, _ in model.relations[r].terms] + list(cells))
+    _withhold(model, [k for r in rels if not _slack(model, model.relations[r])
+                      for k, _ in model.relations[r].terms] + list(cells))
+
+
+def _slack(model: ReleaseModel, rel: Relation) -> bool:
+    """True if an inequality cannot bind for any values the masked cells may take, so it
+    tells an attacker nothing about them (e.g. a primary numerator, at most 4, under a
+    published denominator of 319). Masked cells are at least 0; only primary cells have
+    a known upper bound (threshold − 1), so a relation with any other masked cell on its
+    smaller side may bind and is not slack."""
+    if rel.sense != "<=":
+        return False
+    most = 0
+    for k, coef in rel.terms:
+        why = model.reasons[k]
+        if why is None:
+            most += coef * model.values[k]
+        elif coef > 0:
+            if why.kind is not Kind.PRIMARY:
+                return False
+            most += coef * (model.rules.threshold - 1)
+    return most < rel.rhs
 
 
 def _withhold(model: ReleaseModel, cells: Iterable[int]) -> bool:

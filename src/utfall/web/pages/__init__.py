@@ -22,3 +22,6 @@ router.include_router(invitations.router)
 from utfall.web.pages import inbox  # noqa: E402  (clinical flags, inbox, corrections)
 
 router.include_router(inbox.router)
+from utfall.web.pages import enrolments  # noqa: E402  (phase changes and discharge)
+
+router.include_router(enrolments.router)

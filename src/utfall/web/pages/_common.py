@@ -87,6 +87,7 @@ def _person_context(conn: Any, principal: Principal, person_key: str,
     tl = view["timeline"]
     return {
         "person_key": person_key,
+        "overview": view,  # identity, programmes, latest scores, flags, consent, responsible
         "masked": view["masked"],
         "timeline": tl,
         "entries": list(reversed(tl.entries())),
