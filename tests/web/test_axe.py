@@ -92,7 +92,8 @@ def _answer_step(page: Any) -> None:
 def test_pages_opened_by_link_have_no_serious_violations(server: LiveServer) -> None:
     found: dict[str, list[Any]] = {}
     key, token, _link_id = _link(server)
-    with chromium() as browser:
+    with chromium() as raw:
+        browser: Any = raw
         context = browser.new_context(viewport=PHONE, bypass_csp=True)  # to inject axe
         page = context.new_page()
         page.goto(f"{server.url}/r/{token}")
@@ -136,7 +137,8 @@ def test_pages_opened_by_link_have_no_serious_violations(server: LiveServer) -> 
 def test_invitation_page_accessible_and_usable_at_390(server: LiveServer) -> None:
     found: dict[str, list[Any]] = {}
     key, _token, link_id = _link(server)
-    with chromium() as browser:
+    with chromium() as raw:
+        browser: Any = raw
         context = browser.new_context(viewport=PHONE, bypass_csp=True)
         page = context.new_page()
         page.goto(server.url + "/login")
