@@ -143,3 +143,37 @@ def test_cookie_session_needs_csrf(world, app) -> None:
         r = client.post(f"/api/enrolments/{enrolment}/phase", json=body,
                         headers={"X-CSRF-Token": csrf})
         assert r.status_code == 200, r.text
+
+
+def test_phase_pages_by_role(world, login, app, anon) -> None:
+    key = world.keys["region"]
+    enrolment = _enrol(login("clin"), key)
+    pages = (f"/enrolments/{enrolment}/phase?to=treatment-start",
+             f"/enrolments/{enrolment}/discharge")
+    for path in pages:
+        r = anon.get(path, follow_redirects=False)
+        assert r.status_code == 303 and "/login" in r.headers["location"]
+        for user in ("boss", "ana", "root"):
+            assert login(user).get(path).status_code == 403, (user, path)
+        for user in ("clin2", "soc", "soc_lund"):
+            assert login(user).get(path).status_code == 404, (user, path)
+        assert login("clin").get(path).status_code == 200, path
+    assert login("clin").get("/enrolments/nope/phase?to=ending").status_code == 404
+    r = login("clin").get(f"/enrolments/{enrolment}/phase?to=rehabilitation")
+    assert r.status_code == 409 and "Behandlingsstart" in r.text
+    with TestClient(app, raise_server_exceptions=False) as client:
+        csrf = page_login(client, "clin")
+        form = {"to": "treatment-start", "date": day(190)}
+        r = client.post(f"/enrolments/{enrolment}/phase", data=form)
+        assert r.status_code == 403  # no CSRF token
+        r = client.post(f"/enrolments/{enrolment}/phase", data={
+            **form, "csrf_token": csrf, "fact_opioid_dependence_months": "x"})
+        assert r.status_code == 422 and 'id="e-opioid_dependence_months"' in r.text
+        r = client.post(f"/enrolments/{enrolment}/phase", data={**form, "csrf_token": csrf},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("saved=phase#overview")
+        r = client.post(f"/enrolments/{enrolment}/discharge", data={
+            "csrf_token": csrf, "date": day(1), "end_reason": ""})
+        assert r.status_code == 422 and 'id="e-end_reason"' in r.text
+        page = client.get(f"/persons/{key}")
+        assert "Behandlingsstart" in page.text and "19850615-2381" in page.text
