@@ -37,6 +37,29 @@ TEMPLATES.env.filters["clock"] = _filter(formats.format_time)
 TEMPLATES.env.filters["when"] = _filter(formats.format_datetime)
 
 
+_UNIT_NAMES: dict[str, Any] = {"at": 0.0, "names": {}}
+_UNIT_NAMES_TTL = 60.0  # seconds; unit names change rarely (one small query a minute)
+
+
+def unit_names(request: Request) -> dict[str, str]:
+    """Unit id → name, cached in the process (templates never show a unit id)."""
+    import time
+
+    now = time.monotonic()
+    if now - _UNIT_NAMES["at"] > _UNIT_NAMES_TTL or not _UNIT_NAMES["names"]:
+        from sqlalchemy import select
+
+        from utfall.store.models import Unit
+
+        engine = getattr(request.app.state, "engine", None)
+        if engine is None:
+            return {}
+        with engine.connect() as conn:
+            _UNIT_NAMES["names"] = dict(conn.execute(select(Unit.unit_id, Unit.name)).all())
+        _UNIT_NAMES["at"] = now
+    return _UNIT_NAMES["names"]
+
+
 def locale_of(request: Request) -> str:
     """``?lang=``, then the language cookie, then the configured default."""
     lang = (request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
@@ -81,6 +104,8 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
         "csrf_token": principal.session.csrf_token if principal else "",
         "svg": Markup,
         "label": lambda kind, code, **kw: labels.label(kind, code, locale, **kw),
+        "unit_name": lambda unit_id: (unit_names(request).get(unit_id) or unit_id or "")
+        if unit_id else "",
     }
     ctx.update(context or {})
     response = TEMPLATES.TemplateResponse(request, name, ctx, status_code=status_code)
