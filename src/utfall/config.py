@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = Field(default=None, description="from the environment only")
     smtp_timeout: float = Field(default=10.0, gt=0)
+    smtp_ca_file: Path | None = Field(default=None, description="CA of the SMTP server's "
+                                      "certificate (default: the system trust store)")
     mail_from: str = "utfall@localhost"
     sms_sender: str = Field(default="file", description="file, or an entry point name")
     sms_file: Path | None = Field(default=None, description="outbox of the file sender")

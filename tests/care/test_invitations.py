@@ -307,3 +307,85 @@ def test_saved_draft_is_not_an_answer(engine: Engine, inbox: Inbox) -> None:
         save_draft(conn, token, {"who-5": {"item_1": 3}}, 0, now=NOW + dt.timedelta(days=1))
     run = send_due_reminders(engine, now=REMINDER_DUE + dt.timedelta(hours=1))
     assert (run.sent, run.stopped_answered) == (1, 0) and len(inbox.messages) == 2
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    today = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(today - dt.timedelta(days=1))
+            .not_valid_after(today + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_with_login_and_certificate_check(engine: Engine, settings: Settings,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """STARTTLS required and a login; the server's certificate is verified (a CA the
+    client does not trust makes the hand-over fail, logged without the address)."""
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[str] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login, auth_data.password) == (b"utfall", b"s3cret-smtp")
+        if ok:
+            logins.append(mechanism)
+        return AuthResult(success=ok)
+
+    handler = Inbox()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_tls,
+                            require_starttls=True, authenticator=authenticator,
+                            auth_required=True)
+    controller.start()
+    try:
+        for name, value in (("HOST", "127.0.0.1"), ("PORT", str(port)),
+                            ("SECURITY", "starttls"), ("USER", "utfall"),
+                            ("PASSWORD", "s3cret-smtp")):
+            monkeypatch.setenv(f"UTFALL_SMTP_{name}", value)
+        get_settings.cache_clear()
+        key_, link_id, token = _link(engine)
+        with engine.begin() as conn:  # the system trust store does not know this CA
+            refused = send_invitation(conn, CLINICIAN, key_, link_id, "email", ADDRESS,
+                                      now=NOW)
+        assert refused.status == "failed" and handler.messages == []
+        monkeypatch.setenv("UTFALL_SMTP_CA_FILE", str(cert))
+        get_settings.cache_clear()
+        with engine.begin() as conn:
+            sent = send_invitation(conn, CLINICIAN, key_, link_id, "email", ADDRESS, now=NOW)
+        assert sent.status == "sent" and len(handler.messages) == 1 and logins
+        assert f"/r/{token}" in _text(handler.messages[0][1])
+        with engine.begin() as conn:
+            errors = [r.error for r in conn.execute(select(MessageLog.__table__))]
+        assert errors[0] and "SSL" in errors[0] and "Person" not in errors[0]
+        assert errors[1] is None
+    finally:
+        controller.stop()
+        get_settings.cache_clear()

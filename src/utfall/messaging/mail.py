@@ -2,7 +2,8 @@
 
 ``UTFALL_SMTP_SECURITY``: ``starttls`` (default, port 587), ``tls`` (implicit TLS, port
 465) or ``none`` (a local relay only). Certificates are verified with the system's
-trust store. The password comes from the environment (``UTFALL_SMTP_PASSWORD``).
+trust store, or against ``UTFALL_SMTP_CA_FILE`` (a region's own CA). The password
+comes from the environment (``UTFALL_SMTP_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ def send_mail(settings: Settings, to: str, subject: str, body: str) -> str:
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(body)
+    tls = ssl.create_default_context(
+        cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None)
     try:
         if settings.smtp_security == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
                 settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout,
-                context=ssl.create_default_context())
+                context=tls)
         else:
             client = smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                                   timeout=settings.smtp_timeout)
         with client:
             if settings.smtp_security == "starttls":
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=tls)
             if settings.smtp_user:
                 client.login(settings.smtp_user, settings.smtp_password or "")
             client.send_message(msg)
