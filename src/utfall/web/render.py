@@ -104,7 +104,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
         "csrf_token": principal.session.csrf_token if principal else "",
         "svg": Markup,
         "label": lambda kind, code, **kw: labels.label(kind, code, locale, **kw),
-        "unit_name": lambda unit_id: (unit_names(request).get(unit_id) or unit_id or "")
+        "unit_label": lambda unit_id: (unit_names(request).get(unit_id) or unit_id or "")
         if unit_id else "",
     }
     ctx.update(context or {})
