@@ -102,6 +102,9 @@ def test_phase_and_discharge_contract(world, login, anon) -> None:
     r = clin.post(f"{url}/phase", json={"phase": "stabilisation", "date": day(150),
                                         "facts": {"care_plan_goals": "Stabil dos"}})
     assert r.status_code == 200, r.text
+    r = clin.post(f"{url}/discharge", json={"end_reason": "completed",
+                                            "municipal_unit_id": "no-such-unit"})
+    assert r.status_code == 422 and r.json()["issues"][0]["where"] == "municipal_unit"
     # discharge: an involuntary one needs medical grounds
     r = clin.post(f"{url}/discharge", json={"date": day(5),
                                             "end_reason": "involuntary_discharge"})

@@ -84,7 +84,8 @@ def _refusal(exc: Any) -> JSONResponse:
         body["allowed"] = [a.id for a in exc.allowed]
         body["allowed_names"] = [a.name.model_dump() for a in exc.allowed]
         return JSONResponse(body, status_code=409)
-    status = 404 if type(exc).__name__ == "NotFound" else 422
+    # an unknown enrolment is 404; an unknown unit named in the body is invalid input
+    status = 404 if type(exc).__name__ == "NotFound" and not issues else 422
     return JSONResponse(body, status_code=status)
 
 
