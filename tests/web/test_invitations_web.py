@@ -46,6 +46,7 @@ def test_roles(login, anon: TestClient, world: World) -> None:
     page = clin.get(f"/persons/{key}/self-report/{link_id}")
     assert page.status_code == 200 and "Skicka via e-post" in page.text
     assert "Skicka via sms" in page.text and f"/r/{token}" in page.text
+    assert "skickas en påminnelse 3 dagar innan länken stänger" in page.text
     qr = clin.get(f"/persons/{key}/self-report/{link_id}/qr.svg")
     assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
     assert qr.headers["cache-control"] == "no-store" and qr.text.startswith("<svg")
@@ -106,6 +107,7 @@ def test_person_page_form_and_field_errors(app, world: World) -> None:
         assert found, "the person page shows the QR code of the new link"
         link_id = int(found.group(1))
         assert 'alt="QR-kod som öppnar länken till formuläret"' in page.text
+        assert "skickas en påminnelse innan länken stänger" in page.text
         send = f"/persons/{key}/self-report/{link_id}/send"
         bad = client.post(send, data={"csrf_token": csrf, "channel": "sms",
                                       "address": "12345"})

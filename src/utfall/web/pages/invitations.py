@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
+from utfall.config import get_settings
 from utfall.web.deps import checked_form, needs_role
 from utfall.web.pages._common import _check_key, _redirect, _text
 from utfall.web.render import locale_of, render
@@ -37,8 +38,11 @@ def _page(request: Request, principal: Principal, person_key: str, link_id: int,
                                what="self_report_link_shown")
             except LinkClosed:
                 url = None
+    days = sorted(set(get_settings().reminder_days_before), reverse=True)
+    and_ = f" {_text('invitations.and', locale_of(request))} "
     return render(request, "invite.html", {
         "person_key": person_key, "link_id": link_id, "link": url, "view": view,
+        "reminder_days": and_.join(", ".join(str(d) for d in days).rsplit(", ", 1)),
         "invite_errors": errors or {}, "invite_values": values or {}, **extra}, status)
 
 
