@@ -194,7 +194,8 @@ def unit_overview(run: StoredRun, unit_id: str | None, kinds: Mapping[str, str],
         mine = [r for r in run.rows(ind, "unit_id") if r["level"] == unit_id]
         if not mine:
             continue
-        row = max(mine, key=lambda r: str(r["period"]))
+        # the latest year with a published value (else the latest year, masked)
+        row = max(mine, key=lambda r: (r["value"] is not None, str(r["period"])))
         total = next((r for r in run.rows(ind, "total") if r["period"] == row["period"]), None)
         out.append({"indicator_id": ind, "kind": kinds.get(ind, ""), "period": row["period"],
                     "unit": row, "region": total})

@@ -104,7 +104,9 @@ def value_text(kind: str, value: Any, display: Any, locale: str) -> str:
         return str(display or "–")
     if kind in ("proportion", "retention", "time_to_share"):
         return percent(value, locale)
-    return shown(display, locale)
+    if kind == "count":
+        return number(value, 0, locale)
+    return number(value, 1, locale)
 
 
 def ci_text(kind: str, row: dict[str, Any], locale: str) -> str:
