@@ -180,3 +180,6 @@ def test_phase_pages_by_role(world, login, app, anon) -> None:
         assert r.status_code == 422 and 'id="e-end_reason"' in r.text
         page = client.get(f"/persons/{key}")
         assert "Behandlingsstart" in page.text and "19850615-2381" in page.text
+        english = client.get(f"/persons/{key}?lang=en")
+        assert "Overview" in english.text and "Treatment start" in english.text
+        assert "Change phase to Stabilisation" in english.text
