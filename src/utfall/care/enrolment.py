@@ -159,11 +159,11 @@ def enrol(conn: Connection, actor: Actor, person_key: str, programme: str, unit_
         # that unit a relation too (basis: assignment)
         since = min(start_date, dt.date.today())
         add_relation(conn, actor, person_key, unit_id, "enrolment", valid_from=since,
-                     note=f"{prog.id} {enrolment_id}")
+                     note=prog.title.sv)
         if municipal_unit_id is not None and not has_relation(conn, person_key,
                                                               municipal_unit_id):
             add_relation(conn, actor, person_key, municipal_unit_id, "assignment",
-                         valid_from=since, note=f"{prog.id} {enrolment_id}")
+                         valid_from=since, note=prog.title.sv)
     return enrolment_id
 
 
@@ -447,7 +447,7 @@ def assign_stage(conn: Connection, actor: Actor, enrolment_id: str, stage: str, 
             from utfall.access.relations import ensure_relation
 
             ensure_relation(conn, actor, enrolment.person_key, target_unit, "assignment",
-                            note=f"{prog.id} {stage}")
+                            note=prog.title.sv)
         table = CareStageOwner.__table__
         conn.execute(table.delete().where(table.c.enrolment_id == enrolment_id,
                                           table.c.stage == stage))
