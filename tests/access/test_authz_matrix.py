@@ -64,6 +64,11 @@ ROLE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/analytics/regional"): {"analyst", "unit_manager"},
     ("GET", "/api/analytics/indicators"): {"analyst", "unit_manager"},
     ("GET", "/analytics"): {"analyst", "unit_manager"},
+    ("GET", "/analytics/funnel"): {"analyst", "unit_manager"},
+    ("GET", "/analytics/download.{fmt}"): {"analyst", "unit_manager"},
+    ("GET", "/api/analytics/explore"): {"analyst", "unit_manager"},
+    ("GET", "/api/analytics/funnel"): {"analyst", "unit_manager"},
+    ("GET", "/admin/runs"): {"admin"}, ("POST", "/admin/runs"): {"admin"},
     ("GET", "/admin/users"): {"admin"}, ("POST", "/admin/users"): {"admin"},
     ("GET", "/admin/users/{user_id}"): {"admin"}, ("POST", "/admin/users/{user_id}"): {"admin"},
 }
