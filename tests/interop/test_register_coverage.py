@@ -109,3 +109,63 @@ def test_cli_coverage_shows_display_values_only(world) -> None:
     assert {row["indicator_id"] for row in rows} == {NEW_WITHIN_30D, FOLLOWUP_12M}
     assert all("numerator" not in row for row in rows)
     assert all(row["numerator_display"] in ("", "0", "<5", "..") for row in rows)
+
+
+def test_coverage_indicators_are_catalogue_data() -> None:
+    from utfall.analytics.semantics.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    assert [i.id for i in catalogue.external] == [NEW_WITHIN_30D, FOLLOWUP_12M]
+    one = catalogue.describe(NEW_WITHIN_30D)
+    assert one.title.sv.startswith("Kvalitetsregister") and one.target == 0.9
+    with pytest.raises(KeyError):  # the engine never gets an external indicator
+        catalogue.get(NEW_WITHIN_30D)
+
+
+def test_stored_run_protects_coverage_with_everything_else(world, tmp_path) -> None:
+    """The coverage cells join the release before disclosure control: the stored run
+    has every cell ``coverage()`` computes, masked by the same rules (here all small)."""
+    from utfall.analytics.executor.run import data_span
+    from utfall.analytics.regional import tables_from_arrow
+    from utfall.analytics.runs import compute_and_store
+    from utfall.store.canonical import canonical_tables
+
+    run = compute_and_store(world.engine, tmp_path / "runs")
+    as_of = data_span(tables_from_arrow(canonical_tables(world.engine)))[1]
+    with world.engine.connect() as conn:
+        raw = coverage(conn, load_mapping("sbr"), as_of).rows
+    stored = [r for r in run.results.to_pylist()
+              if r["indicator_id"] in (NEW_WITHIN_30D, FOLLOWUP_12M)]
+    key = ("indicator_id", "period", "breakdown", "level")
+    assert raw and {tuple(r[c] for c in key) for r in stored} == {
+        tuple(r[c] for c in key) for r in raw}
+    by_key = {tuple(r[c] for c in key): r for r in stored}
+    for r in raw:
+        shown = by_key[tuple(r[c] for c in key)]
+        for col in ("numerator", "denominator"):
+            small = 0 < r[col] < 5
+            assert (shown[col] is None) if small else shown[col] in (None, r[col]), (r, shown)
+
+
+def test_cli_coverage_without_cut_off_reads_the_stored_run(world) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from utfall.analytics.runs import latest_results
+    from utfall.cli import app
+
+    r = CliRunner().invoke(app, ["register", "coverage", "--register", "sbr"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    stored = latest_results(world.engine, compute=False)
+    assert stored is not None  # the command stored the run it showed
+    expected = [{k: row[k] for k in ("indicator_id", "period", "breakdown", "level",
+                                     "numerator_display")}
+                for row in stored.to_pylist()
+                if row["indicator_id"] in (NEW_WITHIN_30D, FOLLOWUP_12M)]
+    def order(r: dict) -> tuple:
+        return tuple(str(v) for v in r.values())
+
+    assert rows and sorted(({k: row[k] for k in expected[0]} for row in rows),
+                           key=order) == sorted(expected, key=order)

@@ -51,6 +51,7 @@ def compute_release(
     years: Sequence[int] | None = None,
     catalogue: Any = None,
     progress: Callable[[str], None] | None = None,
+    external: pa.Table | None = None,
     **options: Any,
 ) -> Release:
     """The protected release of one data state: every indicator × every breakdown, the
@@ -69,6 +70,11 @@ def compute_release(
     catalogue = catalogue or load_catalogue()
     raw = compute_catalogue(tables, breakdowns=ALL_BREAKDOWNS, years=years,
                             catalogue=catalogue, progress=progress, **options)
+    if external is not None and external.num_rows:  # protected together with the rest
+        if years is not None:
+            external = external.filter(pc.is_in(external["period"],
+                                                pa.array([str(y) for y in years])))
+        raw = pa.concat_tables([raw, external.cast(raw.schema)])
     regional = regional_counts(tables)
     if years is not None:
         regional = regional.filter(pc.is_in(regional["year"], pa.array(list(years),
@@ -151,7 +157,11 @@ def compute_and_store(engine: Engine, folder: Path | None = None, *,
         step("indicators", min(done[0], total), total)
 
     step("indicators", 0, total)
-    release = compute_release(tables, catalogue=catalogue, progress=indicator_done)
+    from utfall.analytics.external import external_results
+
+    external = external_results(engine, catalogue, as_of)
+    release = compute_release(tables, catalogue=catalogue, progress=indicator_done,
+                              external=external)
     step("disclosure", total, total)
     regional = regional_display(release)
     step("funnels")
@@ -176,7 +186,8 @@ def funnel_tables(results: pa.Table) -> tuple[pa.Table, pa.Table]:
     from utfall.analytics.semantics.catalogue import load_catalogue
     from utfall.analytics.stats import funnel, funnel_limit
 
-    kinds = {i.id: i.kind for i in load_catalogue().indicators}
+    catalogue = load_catalogue()
+    kinds = {i.id: i.kind for i in catalogue.every}
     proportions = [i for i, k in kinds.items() if k == "proportion"]
     wanted = results.filter(pc.is_in(results["indicator_id"], pa.array(proportions,
                                                                        pa.string())))

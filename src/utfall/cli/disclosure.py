@@ -52,7 +52,16 @@ def audit(
                           style="bold red", markup=False, highlight=False)
         raise typer.Exit(1) from None
     began = time.perf_counter()
-    release = compute_release(tables, years=year_list)
+    external = None
+    if data == "store":  # the store also publishes the external (register) indicators
+        from utfall.analytics.executor.run import data_span
+        from utfall.analytics.external import external_results
+        from utfall.analytics.semantics.catalogue import load_catalogue
+        from utfall.store.db import get_engine
+
+        external = external_results(get_engine(database), load_catalogue(),
+                                    data_span(tables)[1])
+    release = compute_release(tables, years=year_list, external=external)
     protected_at = time.perf_counter()
     report = audit_release(release.model)
     audited_at = time.perf_counter()

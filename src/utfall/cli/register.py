@@ -103,19 +103,34 @@ def coverage_command(
     database: str | None = typer.Option(None, "--database", envvar="UTFALL_DATABASE_URL"),
 ) -> None:
     """Register coverage per unit and year (new registration within 30 days, 12-month
-    follow-up), after disclosure control: display columns only."""
-    from utfall.followup import local_today
+    follow-up), after disclosure control: display columns only. Without ``--as-of`` the
+    cells come from the stored run (the catalogue's register indicators, protected with
+    every other output of the data state); ``--as-of`` computes another cut-off."""
+    from utfall.analytics.semantics.catalogue import load_catalogue
     from utfall.interop.register import MappingError, load_mapping
-    from utfall.interop.register.coverage import disclosed_coverage
+    from utfall.interop.register.coverage import FOLLOWUP_12M, NEW_WITHIN_30D, disclosed_coverage
 
     try:
         mapping = load_mapping(register)
     except MappingError as exc:
         err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    cut_off = _date(as_of, "--as-of") or local_today()
-    with _engine(database).connect() as conn:
-        table = disclosed_coverage(conn, mapping, cut_off)
+    cut_off = _date(as_of, "--as-of")
+    if cut_off is None and register in {i.mapping for i in load_catalogue().external}:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from utfall.analytics.runs import latest_results
+
+        results = latest_results(_engine(database))
+        assert results is not None  # computed when missing or stale
+        ids = (NEW_WITHIN_30D, FOLLOWUP_12M)
+        table = results.filter(pc.is_in(results["indicator_id"], pa.array(ids)))
+    else:
+        from utfall.followup import local_today
+
+        with _engine(database).connect() as conn:
+            table = disclosed_coverage(conn, mapping, cut_off or local_today())
     keep = ("indicator_id", "period", "breakdown", "level", "numerator_display",
             "denominator_display", "value_display", "suppressed")
     console.print_json(json.dumps([{k: r.get(k) for k in keep} for r in table.to_pylist()]))

@@ -174,11 +174,50 @@ class Indicator(_Strict):
         return ALL_BREAKDOWNS
 
 
+class ExternalIndicator(_Strict):
+    """An indicator whose data lies outside the analysis tables (the register delivery
+    log): defined here as data, computed by the named ``source`` over the operational
+    store and protected in the same release as every other indicator."""
+
+    id: str = Field(pattern=r"^[a-z0-9_.]+$")
+    version: int = 1
+    kind: Literal["proportion"] = "proportion"
+    source: Literal["register_coverage"]
+    mapping: str  # the register mapping (content/registers/<mapping>-*.yaml)
+    title: Text
+    definition: Text
+    direction: Literal["higher", "lower", "none"] = "higher"
+    data_source: Text
+    target: float | None = None
+    priority: int | None = Field(default=None, ge=1, le=10)
+    notes: Text | None = None
+    breakdowns: list[Breakdown] = ["total", "unit_id"]
+
+    @property
+    def allowed_breakdowns(self) -> tuple[str, ...]:
+        """Breakdowns the source computes."""
+        return tuple(self.breakdowns)
+
+
 class Catalogue(_Strict):
-    """The validated catalogue with a version derived from its content."""
+    """The validated catalogue with a version derived from its content: ``indicators``
+    computed by the engine over the analysis tables, ``external`` ones by their source."""
 
     version: str
     indicators: tuple[Indicator, ...]
+    external: tuple[ExternalIndicator, ...] = ()
+
+    @property
+    def every(self) -> tuple[Indicator | ExternalIndicator, ...]:
+        """Engine indicators, then external ones (what a release publishes)."""
+        return (*self.indicators, *self.external)
+
+    def describe(self, indicator_id: str) -> Indicator | ExternalIndicator:
+        """Any indicator's definition, engine or external (KeyError if unknown)."""
+        for ind in self.every:
+            if ind.id == indicator_id:
+                return ind
+        raise KeyError(indicator_id)
 
     def get(self, indicator_id: str) -> Indicator:
         """The indicator with ``indicator_id`` (KeyError if unknown)."""
@@ -193,7 +232,16 @@ class Catalogue(_Strict):
         return [i.id for i in self.indicators]
 
 
+def _parse_external(doc: object, origin: str) -> list[ExternalIndicator]:
+    items = doc.get("external_indicators", []) if isinstance(doc, dict) else []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError(f"{origin}: external_indicators must be a list of mappings")
+    return [ExternalIndicator.model_validate(i) for i in items]
+
+
 def _parse(doc: object, origin: str) -> list[Indicator]:
+    if isinstance(doc, dict) and "external_indicators" in doc and "indicators" not in doc:
+        return []
     if isinstance(doc, dict) and "indicators" in doc:
         items = doc["indicators"]
     elif isinstance(doc, list):
@@ -212,16 +260,21 @@ def _parse(doc: object, origin: str) -> list[Indicator]:
 def build_catalogue(texts: dict[str, str]) -> Catalogue:
     """Validate indicator YAML texts (name → text) into a :class:`Catalogue`."""
     indicators: list[Indicator] = []
+    external: list[ExternalIndicator] = []
     digest = hashlib.sha256()
     for name in sorted(texts):
         digest.update(name.encode() + b"\0" + texts[name].encode())
-        indicators.extend(_parse(yaml.safe_load(texts[name]), name))
+        doc = yaml.safe_load(texts[name])
+        indicators.extend(_parse(doc, name))
+        external.extend(_parse_external(doc, name))
     seen: set[str] = set()
-    for ind in indicators:
-        if ind.id in seen:
-            raise ValueError(f"duplicate indicator id {ind.id}")
-        seen.add(ind.id)
-    return Catalogue(version=f"1+{digest.hexdigest()[:10]}", indicators=tuple(indicators))
+    every: list[Indicator | ExternalIndicator] = [*indicators, *external]
+    for one in every:
+        if one.id in seen:
+            raise ValueError(f"duplicate indicator id {one.id}")
+        seen.add(one.id)
+    return Catalogue(version=f"1+{digest.hexdigest()[:10]}", indicators=tuple(indicators),
+                     external=tuple(external))
 
 
 @cache

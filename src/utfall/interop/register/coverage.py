@@ -111,6 +111,21 @@ def coverage(conn: Connection, mapping: Mapping, as_of: dt.date) -> Coverage:
     return out
 
 
+def external_rows(conn: Connection, indicators: Any, as_of: dt.date) -> pa.Table:
+    """Raw rows of the catalogue's register-coverage indicators (``external_indicators``
+    with ``source: register_coverage``), for the release; one mapping at a time."""
+    from utfall.interop.register import load_mapping
+
+    wanted: dict[str, set[str]] = {}
+    for ind in indicators:
+        wanted.setdefault(ind.mapping, set()).add(ind.id)
+    rows: list[dict[str, Any]] = []
+    for mapping_id, ids in sorted(wanted.items()):
+        cells = coverage(conn, load_mapping(mapping_id), as_of)
+        rows.extend(r for r in cells.rows if r["indicator_id"] in ids)
+    return Coverage(rows=rows).table()
+
+
 def disclosed_coverage(conn: Connection, mapping: Mapping, as_of: dt.date) -> pa.Table:
     """Coverage after the project's disclosure control (for display and export)."""
     from utfall.analytics.disclosure import apply_disclosure
@@ -118,4 +133,5 @@ def disclosed_coverage(conn: Connection, mapping: Mapping, as_of: dt.date) -> pa
     return apply_disclosure(coverage(conn, mapping, as_of).table())
 
 
-__all__ = ["FOLLOWUP_12M", "NEW_WITHIN_30D", "Coverage", "coverage", "disclosed_coverage"]
+__all__ = ["FOLLOWUP_12M", "NEW_WITHIN_30D", "Coverage", "coverage", "disclosed_coverage",
+           "external_rows"]
