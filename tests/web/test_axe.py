@@ -121,6 +121,9 @@ def test_pages_opened_by_link_have_no_serious_violations(server: LiveServer) -> 
         page.locator("button[name=action][value=later]").click()
         page.wait_for_load_state()
         _serious(page, "saved for later", found)
+        page.goto(f"{server.url}/r/{later}?lang=en")
+        assert page.locator("html").get_attribute("lang") == "en"
+        _serious(page, "step in English", found)
 
         status, own = _api(server, "POST", f"/api/persons/{key}/own-view-links", {})
         if status == 201:
@@ -129,7 +132,7 @@ def test_pages_opened_by_link_have_no_serious_violations(server: LiveServer) -> 
         context.close()
     assert steps >= 3
     assert {"step 1", "step 1 with errors", "step 2", "thank-you", "closed",
-            "saved for later"} <= set(CHECKED)
+            "saved for later", "step in English"} <= set(CHECKED)
     print("axe checked:", CHECKED)
     assert not found, json.dumps(found, ensure_ascii=False, indent=1)
 
