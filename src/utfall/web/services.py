@@ -259,7 +259,7 @@ def indicator_titles() -> dict[str, Any]:
     from utfall.analytics.semantics.catalogue import load_catalogue
 
     try:
-        return {i.id: i.title for i in load_catalogue().indicators}
+        return {i.id: i.title for i in load_catalogue().every}
     except Exception:
         return {}
 
