@@ -389,3 +389,29 @@ def test_starttls_with_login_and_certificate_check(engine: Engine, settings: Set
     finally:
         controller.stop()
         get_settings.cache_clear()
+
+
+@pytest.mark.postgres
+def test_on_postgresql(settings: Settings, pg_url: str, inbox: Inbox) -> None:
+    """The same flow on PostgreSQL (migration 0013, row locks of the reminder run)."""
+    from utfall.store.db import get_engine
+
+    from .conftest import seed
+
+    engine = get_engine(pg_url)
+    seed(engine)
+    test_invitation_and_one_reminder_then_none_after_answers(engine, inbox)
+    inbox.messages.clear()
+    key, link_id, token = _link(engine, key=_person(engine))
+    with engine.begin() as conn:
+        send_invitation(conn, CLINICIAN, key, link_id, "email", ADDRESS, now=NOW)
+        submit_self_report(conn, token, WHO5, now=NOW + dt.timedelta(days=1))
+    run = send_due_reminders(engine, now=REMINDER_DUE + dt.timedelta(hours=1))
+    assert (run.sent, run.stopped_answered) == (0, 1) and len(inbox.messages) == 1
+
+
+def _person(engine: Engine) -> str:
+    from utfall.store.models import Person
+
+    with engine.connect() as conn:
+        return str(conn.execute(select(Person.person_key)).scalars().first())
