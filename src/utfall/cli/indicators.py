@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,6 +60,37 @@ def load_source(source: str, database: str | None = None) -> dict[str, Any]:
     if not folder.is_dir():
         raise FileNotFoundError(f"ingen sådan mapp / no such folder: {folder}")
     return duckdb_tables(folder)
+
+
+@contextmanager
+def indicator_progress(catalogue: Any, locale: str = "sv") -> Iterator[Callable[[str], None]]:
+    """A Rich progress bar on stderr, "indikator 12 av 28: <name>"; yields the callback
+    that ``compute_release``/``compute_catalogue`` call once per finished indicator.
+    After the last indicator it says that disclosure control is running."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from utfall.i18n import t
+
+    names = {i.id: getattr(i.title, locale, i.title.sv) for i in catalogue.indicators}
+    total = len(names)
+    done: list[str] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+        console=err_console, transient=True,
+    ) as progress:
+        first = "Indikatorer" if locale == "sv" else "Indicators"
+        task = progress.add_task(first, total=total)
+
+        def advance(indicator_id: str) -> None:
+            done.append(indicator_id)
+            text = t("quality.progress", locale, i=len(done), n=total,
+                     name=names.get(indicator_id, indicator_id))
+            if len(done) >= total:
+                text = ("Röjandekontroll av hela utdata …" if locale == "sv"
+                        else "Disclosure control of the whole release …")
+            progress.update(task, advance=1, description=text)
+
+        yield advance
 
 
 def _fail(message: str) -> typer.Exit:
@@ -114,8 +147,6 @@ def indicators(
     ] = None,
 ) -> None:
     """Beräkna indikatorkatalogen / compute the indicator catalogue (disclosure-controlled)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from utfall.analytics.executor.run import read_population
     from utfall.analytics.executor.run import store_results as st
     from utfall.analytics.runs import compute_release
@@ -148,17 +179,13 @@ def indicators(
         raise _fail(f"kan inte läsa underlaget / cannot read the source: {exc}") from None
 
     try:
-        with Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(),
-            MofNCompleteColumn(), console=err_console, transient=True,
-        ) as progress:
-            task = progress.add_task("Indikatorer / indicators", total=len(catalogue.ids))
+        with indicator_progress(catalogue, locale) as advance:
             # the whole release is protected once (every indicator × breakdown, the
             # regional table) and the requested subset served from it, so the masks do
             # not depend on what was asked for
             release = compute_release(
                 tables, years=year_list, age_bands=bands, population=pop,
-                catalogue=catalogue, progress=lambda _id: progress.advance(task),
+                catalogue=catalogue, progress=advance,
             )
     except Exception as exc:
         raise _fail(f"fel i underlaget / bad data: {exc}") from None
@@ -204,28 +231,33 @@ def _rich_table(results: Any, catalogue: Any, locale: str, out: Path | None) -> 
     titles = {i.id: getattr(i.title, locale) for i in catalogue.indicators}
     sv = locale == "sv"
     table = Table(show_lines=False, header_style="bold")
+    right = {"Täljare", "Nämnare", "Värde", "Numerator", "Denominator", "Value"}
     for name in (
         "Indikator" if sv else "Indicator", "År" if sv else "Period",
         "Uppdelning" if sv else "Breakdown", "Nivå" if sv else "Level",
         "Täljare" if sv else "Numerator", "Nämnare" if sv else "Denominator",
         "Värde" if sv else "Value", "95 % KI" if sv else "95 % CI",
     ):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", justify="right" if name in right else "left")
     cols = set(results.column_names)
 
     def disp(row: dict, key: str) -> str:
         shown = row.get(f"{key}_display") if f"{key}_display" in cols else row.get(key)
         return "" if shown is None else str(shown)
 
+    share = {i.id for i in catalogue.indicators if _is_share(i)}
     seen: set[str] = set()
     for row in results.to_pylist():
-        low, high = disp(row, "ci_low"), disp(row, "ci_high")
+        is_share = row["indicator_id"] in share
+        low = _fmt_stat(row.get("ci_low"), disp(row, "ci_low"), is_share, locale)
+        high = _fmt_stat(row.get("ci_high"), disp(row, "ci_high"), is_share, locale)
         ci = f"{low} – {high}" if any(ch.isdigit() for ch in low + high) else low
         seen.add(row["indicator_id"])
         table.add_row(
             row["indicator_id"], row["period"],
-            row["breakdown"], row["level"], disp(row, "numerator"), disp(row, "denominator"),
-            disp(row, "value"), ci,
+            row["breakdown"], row["level"], _fmt_count(disp(row, "numerator"), locale),
+            _fmt_count(disp(row, "denominator"), locale),
+            _fmt_stat(row.get("value"), disp(row, "value"), is_share, locale), ci,
         )
     legend = "\n".join(f"{i}: {titles[i]}" for i in titles if i in seen)
     if out is None:
@@ -235,3 +267,31 @@ def _rich_table(results: Any, catalogue: Any, locale: str, out: Path | None) -> 
         with out.open("w", encoding="utf-8") as fh:
             Console(file=fh, width=160).print(table)
             fh.write(legend + "\n")
+
+
+def _is_share(ind: Any) -> bool:
+    """Indicators whose value is a proportion (shown as a percentage)."""
+    if ind.kind in ("proportion", "retention"):
+        return True
+    if ind.kind == "change" and ind.change is not None:
+        return bool(ind.change.statistic == "share_improved")
+    return bool(ind.kind == "time_to" and ind.statistic == "share")
+
+
+def _fmt_count(shown: str, locale: str) -> str:
+    """A published count with thousands grouped (masks such as ``<5`` unchanged)."""
+    from utfall.web.formats import shown as fmt_shown
+
+    return fmt_shown(shown, locale) if shown else ""
+
+
+def _fmt_stat(value: Any, shown: str, is_share: bool, locale: str) -> str:
+    """A published value for the table: ``8,9 %`` for shares, ``12,3`` otherwise; a
+    withheld value keeps its mask (``..``)."""
+    from utfall.web.formats import number, percent
+
+    if value is None:
+        return shown
+    if is_share:
+        return percent(value, locale)
+    return number(value, 1, locale)

@@ -105,7 +105,9 @@ def regional(
     ] = RegionalFormat.csv,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", dir_okay=False, help="Output file (CSV/HTML: default stdout)."),
+        typer.Option("--out", "-o", dir_okay=False,
+                     help="Output file. Default: CSV to stdout; XLSX (and HTML in a "
+                     "terminal) to utfall-regional-<date>.<ext> here, named in the output."),
     ] = None,
     locale: Annotated[Locale, typer.Option("--locale", help="sv eller/or en.")] = Locale.sv,
     database: DatabaseOpt = None,
@@ -118,8 +120,12 @@ def regional(
         render_regional_xlsx,
     )
 
-    if fmt is RegionalFormat.xlsx and out is None:
-        raise typer.BadParameter("xlsx needs --out", param_hint="--out")
+    # every option is checked before anything is computed
+    if out is None and (fmt is RegionalFormat.xlsx
+                        or (fmt is RegionalFormat.html and sys.stdout.isatty())):
+        out = default_output("regional", fmt.value)
+    if out is not None:
+        check_output(out)
     try:
         tables, _label = load_tables(data, database)
         table = regional_table(tables)
@@ -142,7 +148,44 @@ def regional(
             sys.stdout.flush()
             return
         out.write_text(text, encoding="utf-8")
-    err_console.print(f"{out}  ({table.num_rows} rader / rows)", markup=False, highlight=False)
+    err_console.print(f"Skrev / wrote {out}  ({table.num_rows} rader / rows)", markup=False,
+                      highlight=False)
+
+
+def default_output(kind: str, suffix: str, folder: Path | None = None) -> Path:
+    """``utfall-<kind>-<date>.<suffix>`` in the current folder, never an existing file
+    (``…-2.xlsx``, ``…-3.xlsx`` …)."""
+    import datetime as dt
+
+    folder = folder or Path.cwd()
+    stem = f"utfall-{kind}-{dt.date.today().isoformat()}"
+    path = folder / f"{stem}.{suffix}"
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}.{suffix}"
+        n += 1
+    return path
+
+
+def check_output(out: Path) -> None:
+    """An output file must be writable: its folder exists and it is not a folder."""
+    if out.is_dir():
+        raise typer.BadParameter(f"{out} är en mapp / is a folder", param_hint="--out")
+    if not out.parent.exists():
+        raise typer.BadParameter(f"mappen finns inte / no such folder: {out.parent}",
+                                 param_hint="--out")
+
+
+def _stored_run(database: str | None) -> tuple[Any, Any] | None:
+    """The stored run of the store's current state (protected results and regional
+    table), or None when there is none yet (then the report computes the release)."""
+    from utfall.analytics.runs import latest_release
+    from utfall.store.db import get_engine
+
+    try:
+        return latest_release(get_engine(database), compute=False)
+    except Exception:
+        return None
 
 
 @report_app.command("full")
@@ -186,21 +229,33 @@ def full(
         suffix = out.suffix.lower().lstrip(".")
         fmt = FullFormat(suffix) if suffix in FullFormat.__members__ else FullFormat.html
     ids = [i.strip() for i in indicators.split(",") if i.strip()] if indicators else None
+    check_output(out)
+    from utfall.analytics.semantics.catalogue import load_catalogue
+    from utfall.cli.indicators import indicator_progress
+
+    catalogue = load_catalogue()
+    unknown = [i for i in ids or [] if i not in catalogue.ids]
+    if unknown:  # before anything is computed
+        raise _fail(f"okänd indikator / unknown indicator: {', '.join(unknown)}")
     try:
         tables, label = load_tables(data, database)
-        raw = None
+        raw = stored = None
         if results is not None:
             from utfall.analytics.executor.run import load_results
 
             raw, _meta = load_results(results)
-        report = build_report(
-            tables,
-            results=raw,
-            compute=not no_indicators,
-            indicators=ids,
-            source=label,
-            progress=lambda i: err_console.print(f"  {i}", style="dim", highlight=False),
-        )
+        elif data == "store" and not no_indicators:
+            stored = _stored_run(database)
+        with indicator_progress(catalogue, locale.value) as advance:
+            report = build_report(
+                tables,
+                results=raw,
+                stored=stored,
+                compute=not no_indicators,
+                indicators=ids,
+                source=label,
+                progress=advance,
+            )
     except DataError as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:

@@ -25,6 +25,7 @@ from utfall.analytics.disclosure import (
     describe_applied,
     is_protected,
     load_rules,
+    protection_metadata,
 )
 from utfall.analytics.regional import (
     COUNT_COLUMNS,
@@ -98,6 +99,21 @@ TEXT: dict[str, dict[str, str]] = {
         "direction_higher": "Högre är bättre",
         "direction_lower": "Lägre är bättre",
         "direction_none": "",
+        "gaps": "Gap till målet",
+        "gaps_intro": (
+            "Hur långt enheterna och regionen har kvar till målet det senaste året med "
+            "publicerade värden, i procentenheter och i personer. Gap visas bara där alla "
+            "antal bakom dem är publicerade."
+        ),
+        "gap_pp": "Gap (procentenheter)",
+        "gap_persons": "Gap (personer)",
+        "outliers": "Utanför kontrollgränserna",
+        "above_998": "över 99,8 %-gränsen",
+        "below_998": "under 99,8 %-gränsen",
+        "above_95": "över 95 %-gränsen",
+        "below_95": "under 95 %-gränsen",
+        "no_outliers": "Ingen enhet ligger utanför 95 %-gränserna.",
+        "continued": "forts.",
     },
     "en": {
         "title": "Utfall – outcome follow-up in addiction care",
@@ -156,8 +172,25 @@ TEXT: dict[str, dict[str, str]] = {
         "direction_higher": "Higher is better",
         "direction_lower": "Lower is better",
         "direction_none": "",
+        "gaps": "Gap to target",
+        "gaps_intro": (
+            "How far the units and the region are from the target in the latest year with "
+            "published values, in percentage points and in persons. A gap is shown only "
+            "where every count behind it is published."
+        ),
+        "gap_pp": "Gap (percentage points)",
+        "gap_persons": "Gap (persons)",
+        "outliers": "Outside the control limits",
+        "above_998": "above the 99.8% limit",
+        "below_998": "below the 99.8% limit",
+        "above_95": "above the 95% limit",
+        "below_95": "below the 95% limit",
+        "no_outliers": "No unit lies outside the 95% limits.",
+        "continued": "cont.",
     },
 }
+
+PERIODS_PER_TABLE = 8  # unit × year tables wider than this are split into column blocks
 
 
 @dataclass
@@ -185,6 +218,17 @@ class Report:
                 raise ValueError(f"report table {name!r} has not passed disclosure control")
 
 
+def _restamp(table: pa.Table, rules: DisclosureRules) -> pa.Table:
+    """The protection stamp of a stored (protected) run's table, put back if missing."""
+    if is_protected(table):
+        return table
+    n = sum(1 for v in table["suppressed"].to_pylist() if v) if "suppressed" in \
+        table.column_names else 0
+    meta = dict(table.schema.metadata or {})
+    meta.update(protection_metadata(rules, n))
+    return table.replace_schema_metadata(meta)
+
+
 def _unit_names(tables: Mapping[str, ir.Table]) -> dict[str, str]:
     try:
         unit = tables["unit"].select("unit_id", "name").to_pyarrow().to_pylist()
@@ -202,18 +246,31 @@ def build_report(
     rules: DisclosureRules | None = None,
     source: str = "",
     progress: Callable[[str], None] | None = None,
+    stored: tuple[pa.Table, pa.Table] | None = None,
 ) -> Report:
     """Compute and protect everything the report shows.
 
-    ``results`` are raw indicator results (computed with
-    ``utfall.analytics.executor.run.compute_catalogue`` when None and ``compute``); they are
-    passed through :func:`apply_disclosure` here.
+    ``stored``: the protected ``(results, regional table)`` of a stored run
+    (``utfall.analytics.runs.latest_release``) — nothing is recomputed. Otherwise
+    ``results`` are indicator results (computed as one protected release when None and
+    ``compute``); raw ones are passed through :func:`apply_disclosure` here.
     """
     rules = rules or load_rules()
     notes: list[str] = []
     catalogue_version = None
     protected = regional = None
-    if results is None and compute:
+    if stored is not None:
+        # a stored run is one protected release (utfall.analytics.runs); the run file's
+        # metadata replaces the protection stamp, so it is put back here
+        protected, regional = (_restamp(t, rules) for t in stored)
+        if indicators is not None:
+            known = set(protected["indicator_id"].to_pylist())
+            unknown = [i for i in indicators if i not in known]
+            if unknown:
+                raise KeyError(", ".join(unknown))
+            keep = pa.array([i in set(indicators) for i in protected["indicator_id"].to_pylist()])
+            protected = protected.filter(keep).replace_schema_metadata(protected.schema.metadata)
+    elif results is None and compute:
         # one protected release: the report shows a subset of the same masks as
         # every other output of this data state (regional table included)
         from utfall.analytics.regional import regional_display
@@ -234,7 +291,7 @@ def build_report(
         keep = set(indicators)
         results = results.filter(pa.array([i in keep for i in results["indicator_id"].to_pylist()]))
     if protected is None and results is not None:
-        protected = apply_disclosure(results, rules)
+        protected = results if is_protected(results) else apply_disclosure(results, rules)
     if protected is None:
         notes.append("no_indicators")
     return Report(
@@ -293,21 +350,90 @@ def _kind(ind: Any) -> str:
     return kind
 
 
+def _chunks(periods: Sequence[str], size: int = PERIODS_PER_TABLE) -> list[list[str]]:
+    """Periods split into blocks of at most ``size`` columns (each block its own table, so
+    no year is cut off the page)."""
+    periods = list(periods)
+    if len(periods) <= size:
+        return [periods]
+    n = -(-len(periods) // size)
+    per = -(-len(periods) // n)
+    return [periods[i : i + per] for i in range(0, len(periods), per)]
+
+
+def _outliers(points: Sequence[dict[str, Any]], p0: float, t: dict[str, str]) -> list[str]:
+    """Units outside the funnel limits, named in words (99,8 % before 95 %)."""
+    from utfall.reports.charts import binomial_limit
+
+    found = []
+    for u in sorted(points, key=lambda u: str(u["series"])):
+        n, v = int(u["denominator"]), float(u["value"])
+        for q, key in ((0.999, "above_998"), (0.001, "below_998"), (0.975, "above_95"),
+                       (0.025, "below_95")):
+            lim = binomial_limit(p0, n, q)
+            if (q > 0.5 and v > lim) or (q < 0.5 and v < lim):
+                found.append(f"{u['series']}: {t[key]}")
+                break
+    return found
+
+
+def _all_gaps(report: Report) -> dict[str, list[dict[str, Any]]]:
+    """Published gaps of every indicator with a target, by indicator (computed once)."""
+    from utfall.analytics.gaps import published_gaps
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    if report.results is None:
+        return out
+    for g in published_gaps(report.results).to_pylist():
+        out.setdefault(g["indicator_id"], []).append(g)
+    return out
+
+
+def _gap_rows(report: Report, locale: str,
+              gaps: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]], str]:
+    """(period, rows, region sentence) of one indicator's gaps in the latest year with a
+    published gap; empty when the indicator has no target."""
+    from utfall.analytics.gaps import gap_sentence, percent_text
+
+    periods = sorted({g["period"] for g in gaps}, reverse=True)
+    chosen = next((p for p in periods
+                   if any(g["period"] == p and not g["withheld"] for g in gaps)), None)
+    if chosen is None:
+        return "", [], ""
+    rows, sentence = [], ""
+    for g in (g for g in gaps if g["period"] == chosen):
+        region = g["breakdown"] == "total"
+        if region:
+            sentence = gap_sentence(g, locale)
+        mask = report.rules.value_display
+        rows.append({
+            "unit": TEXT[locale]["region"] if region else report.unit_names.get(
+                g["level"], g["level"]),
+            "region": region,
+            "value": format_value(g["value"], mask, "proportion", locale),
+            "target": percent_text(g["target"], locale) if g["target"] is not None else "",
+            "gap_pp": _number(g["gap_pp"], 1, locale) if g["gap_pp"] is not None else mask,
+            "gap_persons": _number(g["gap_persons"], 0, locale)
+            if g["gap_persons"] is not None else mask,
+            "summary": gap_sentence(g, locale),
+        })
+    return chosen, rows, sentence
+
+
 def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[str, Any]]:
     if report.results is None or report.results.num_rows == 0:
         return []
     meta = _indicator_meta()
     t = TEXT[locale]
     rows = report.results.to_pylist()
-    order: list[str] = []
+    all_gaps = _all_gaps(report)
+    by_indicator: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        if r["indicator_id"] not in order:
-            order.append(r["indicator_id"])
+        by_indicator.setdefault(r["indicator_id"], []).append(r)
     sections = []
-    for ind_id in order:
+    for ind_id, mine in by_indicator.items():
         ind = meta.get(ind_id)
         kind = _kind(ind)
-        mine = [r for r in rows if r["indicator_id"] == ind_id]
         totals = sorted((r for r in mine if r["breakdown"] == "total"), key=lambda r: r["period"])
         units = [r for r in mine if r["breakdown"] == "unit_id"]
         periods = sorted({r["period"] for r in mine})
@@ -325,26 +451,34 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
         total_rows = [
             {
                 "period": r["period"],
-                "numerator": r["numerator_display"],
-                "denominator": r["denominator_display"],
+                "numerator": _shown(r["numerator_display"], locale),
+                "denominator": _shown(r["denominator_display"], locale),
                 "value": fmt(r),
                 "ci": ci(r),
             }
             for r in totals
         ]
-        unit_ids = sorted({r["level"] for r in units})
-        grid = []
-        for u in unit_ids:
-            cells = []
-            for p in periods:
-                hit = next((r for r in units if r["level"] == u and r["period"] == p), None)
-                if hit is None:
-                    cells.append("")
-                else:
-                    den = hit["denominator_display"]
-                    cells.append(f"{fmt(hit)} ({den})" if den else fmt(hit))
-            grid.append({"unit": report.unit_names.get(u, u), "cells": cells})
+        index = {(r["level"], r["period"]): r for r in units}
+        unit_ids = sorted({r["level"] for r in units},
+                          key=lambda u: report.unit_names.get(u, u).lower())
+        blocks = []
+        for block in _chunks(periods) if unit_ids else []:
+            grid = []
+            for u in unit_ids:
+                cells = []
+                for p in block:
+                    hit = index.get((u, p))
+                    if hit is None:
+                        cells.append("")
+                    else:
+                        den = _shown(hit["denominator_display"], locale)
+                        cells.append(f"{fmt(hit)} ({den})" if den else fmt(hit))
+                grid.append({"unit": report.unit_names.get(u, u), "cells": cells})
+            blocks.append({"periods": block, "grid": grid})
+        title = (ind.title.sv if locale == "sv" else ind.title.en) if ind else ind_id
         trend_svg = funnel_svg = None
+        funnel_year = ""
+        outliers: list[str] = []
         if charts:
             points = [
                 {"period": r["period"], "series": t["region"], "value": r["value"]} for r in totals
@@ -356,7 +490,6 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
                 }
                 for r in units
             ]
-            title = ind.title.sv if ind and locale == "sv" else (ind.title.en if ind else ind_id)
             trend_svg = trend_chart(
                 points,
                 title=title,
@@ -365,33 +498,38 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
                 locale=locale,
                 target=ind.target if ind is not None else None,
             )
-            if kind in PROPORTION_KINDS and totals and units:
-                # the latest period whose regional value and at least two unit points
-                # are published (masked rows are null: a withheld latest year must not
-                # drop the plot, nor be drawn from unpublished numbers)
-                for last in reversed(periods):
-                    tot = next((r for r in totals if r["period"] == last), None)
-                    p0 = tot["value"] if tot else None
-                    pts = [
-                        {
-                            "series": report.unit_names.get(r["level"], r["level"]),
-                            "denominator": r["denominator"],
-                            "value": r["value"],
-                        }
-                        for r in units
-                        if r["period"] == last
-                        and r["value"] is not None
-                        and r["denominator"] is not None
-                    ]
-                    if p0 is not None and len(pts) >= 2:
+        if kind in PROPORTION_KINDS and totals and units:
+            # the latest period whose regional value and at least two unit points
+            # are published (masked rows are null: a withheld latest year must not
+            # drop the plot, nor be drawn from unpublished numbers)
+            for last in reversed(periods):
+                tot = next((r for r in totals if r["period"] == last), None)
+                p0 = tot["value"] if tot else None
+                pts = [
+                    {
+                        "series": report.unit_names.get(r["level"], r["level"]),
+                        "denominator": r["denominator"],
+                        "value": r["value"],
+                    }
+                    for r in units
+                    if r["period"] == last
+                    and r["value"] is not None
+                    and r["denominator"] is not None
+                ]
+                if p0 is not None and len(pts) >= 2:
+                    funnel_year = last
+                    outliers = _outliers(pts, p0, t)
+                    if charts:
                         funnel_svg = funnel_chart(
                             pts, p0, title=f"{title} – {last}", locale=locale
                         )
-                        break
+                    break
+        gap_period, gap_rows, gap_summary = _gap_rows(report, locale,
+                                                      all_gaps.get(ind_id, []))
         sections.append(
             {
                 "id": ind_id,
-                "title": (ind.title.sv if locale == "sv" else ind.title.en) if ind else ind_id,
+                "title": title,
                 "definition": (ind.definition.sv if locale == "sv" else ind.definition.en)
                 if ind
                 else "",
@@ -401,12 +539,24 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
                 else "",
                 "totals": total_rows,
                 "periods": periods,
-                "grid": grid,
+                "blocks": blocks,
                 "trend_svg": trend_svg,
                 "funnel_svg": funnel_svg,
+                "funnel_year": funnel_year,
+                "outliers": outliers,
+                "gap_period": gap_period,
+                "gaps": gap_rows,
+                "gap_summary": gap_summary,
             }
         )
     return sections
+
+
+def _shown(display: str | None, locale: str) -> str:
+    """A published count display string with thousands grouped (masks unchanged)."""
+    if display and display.isdigit():
+        return _number(int(display), 0, locale)
+    return display or ""
 
 
 def _regional_rows(report: Report, locale: str) -> list[dict[str, Any]]:
@@ -419,6 +569,22 @@ def _regional_rows(report: Report, locale: str) -> list[dict[str, Any]]:
     return out
 
 
+def _quality_cell(hit: dict[str, Any] | None, ind_id: str, locale: str) -> str:
+    if hit is None:
+        return ""
+    if ind_id == "dq_volume_drop" and hit["value"] is not None:
+        val = ("+" if hit["value"] > 0 else "") + format_value(
+            hit["value"], "", "proportion", locale
+        )
+    else:
+        val = format_value(hit["value"], hit["value_display"], "proportion", locale)
+    # a flag is shown only next to a published value (it derives from the counts)
+    mark = " ⚠" if hit.get("flag") and hit["value"] is not None else ""
+    num = _shown(hit["numerator_display"], locale)
+    den = _shown(hit["denominator_display"], locale)
+    return f"{val}{mark} ({num}/{den})"
+
+
 def _quality_sections(report: Report, locale: str) -> list[dict[str, Any]]:
     rows = report.quality.to_pylist()
     out = []
@@ -427,29 +593,25 @@ def _quality_sections(report: Report, locale: str) -> list[dict[str, Any]]:
         if not mine:
             continue
         periods = sorted({r["period"] for r in mine})
-        levels = sorted({r["level"] for r in mine})
+        levels = sorted({r["level"] for r in mine},
+                        key=lambda u: report.unit_names.get(u, u).lower())
         index = {(r["level"], r["period"]): r for r in mine}
-        grid = []
-        for lev in levels:
-            cells = []
-            for p in periods:
-                hit = index.get((lev, p))
-                if hit is None:
-                    cells.append("")
-                    continue
-                if ind_id == "dq_volume_drop" and hit["value"] is not None:
-                    val = ("+" if hit["value"] > 0 else "") + format_value(
-                        hit["value"], "", "proportion", locale
-                    )
-                else:
-                    val = format_value(hit["value"], hit["value_display"], "proportion", locale)
-                # a flag is shown only next to a published value (it derives from the counts)
-                mark = " ⚠" if hit.get("flag") and hit["value"] is not None else ""
-                cells.append(
-                    f"{val}{mark} ({hit['numerator_display']}/{hit['denominator_display']})"
-                )
-            grid.append({"unit": report.unit_names.get(lev, lev), "cells": cells})
-        out.append({"id": ind_id, "title": titles[locale], "periods": periods, "grid": grid})
+        blocks = [
+            {
+                "periods": block,
+                "grid": [
+                    {
+                        "unit": report.unit_names.get(lev, lev),
+                        "cells": [_quality_cell(index.get((lev, p)), ind_id, locale)
+                                  for p in block],
+                    }
+                    for lev in levels
+                ],
+            }
+            for block in _chunks(periods)
+        ]
+        out.append({"id": ind_id, "title": titles[locale], "periods": periods,
+                    "blocks": blocks})
     return out
 
 
