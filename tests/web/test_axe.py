@@ -2,7 +2,8 @@
 Playwright into real Chromium on the pages a person opens by link — every self-report
 step, a step with errors, the saved page, the thank-you page, the closed page and the
 own view — and on the clinician's invitation page; no serious or critical violation.
-Also the invitation UI at 390 px (screenshot in test-artifacts/invitations/)."""
+Also the invitation UI at 390 px (screenshot in test-artifacts/invitations/), whose
+QR code is decoded in the page (npm jsqr) back to the link."""
 
 from __future__ import annotations
 
@@ -21,7 +22,17 @@ from tests.web.factory import PASSWORD
 
 AXE = Path(__file__).resolve().parents[2] / "test-tools" / "node_modules" / "axe-core" / \
     "axe.min.js"
+JSQR = AXE.parents[1] / "jsqr" / "dist" / "jsQR.js"
 PHONE = {"width": 390, "height": 844}
+_DECODE = """img => {
+  const size = img.naturalWidth * 4, canvas = document.createElement('canvas');
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(img, 0, 0, size, size);
+  const found = jsQR(ctx.getImageData(0, 0, size, size).data, size, size);
+  return found ? found.data : null;
+}"""
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium"),
@@ -161,6 +172,11 @@ def test_invitation_page_accessible_and_usable_at_390(server: LiveServer) -> Non
         page.goto(f"{server.url}/persons/{key}/self-report/{link_id}")
         qr = page.get_by_role("img", name="QR-kod som öppnar länken till formuläret")
         assert qr.evaluate("img => img.complete && img.naturalWidth > 100")
+        if JSQR.exists():  # the QR code decodes to the link (npm jsqr, in the page)
+            page.add_script_tag(path=str(JSQR))
+            decoded = qr.evaluate(_DECODE)
+            assert decoded == page.locator("#self-link").input_value()
+            assert decoded.startswith(f"{server.url}/r/")
         page.get_by_label("Mobilnummer").fill("12345")
         page.get_by_role("button", name="Skicka via sms").click()
         page.wait_for_load_state()
