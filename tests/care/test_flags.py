@@ -70,6 +70,37 @@ def test_phq9_item9_raises_one_labelled_flag(engine: Engine) -> None:
     assert flag_label("phq-9", "nope")["sv"] == "Flagga som behöver uppmärksammas"
 
 
+def test_audit_zone_iv_and_self_report_submission_raise_flags(engine: Engine) -> None:
+    from utfall.care import issue_self_report_link, submit_self_report
+
+    key = _person(engine)
+    now = dt.datetime(2025, 7, 10, 8, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        # woman, AUDIT 18 = zone IV (Bergman & Källmén 2002)
+        record_assessment(conn, CLINICIAN, key, "audit",
+                          {"item_1": 4, "item_2": 4, "item_3": 4, "item_4": 2, "item_5": 2,
+                           "item_6": 0, "item_7": 0, "item_8": 0, "item_9": 0,
+                           "item_10": 2}, unit_id="R-LARO", on_date=START)
+        record_assessment(conn, CLINICIAN, key, "audit",
+                          {"item_1": 4, "item_2": 4, "item_3": 4, "item_4": 2, "item_5": 2,
+                           "item_6": 0, "item_7": 0, "item_8": 0, "item_9": 0,
+                           "item_10": 0}, unit_id="R-LARO", on_date=START)  # 16: zone III
+        assert len(conn.execute(select(CareFlag.assessment_id)).all()) == 1  # zone IV only
+        from utfall.store.models import Enrolment
+
+        enrolment_id = conn.execute(select(Enrolment.row_key)).scalar_one()
+        token = issue_self_report_link(conn, CLINICIAN, enrolment_id, "month-6",
+                                       instruments=["phq-9"], now=now)
+        submit_self_report(conn, token, PHQ_RISK, now=now + dt.timedelta(days=1))
+        flags = open_flags(conn, key)
+    assert sorted(f["code"] for f in flags) == ["possible_dependence", "suicidal_thoughts"]
+    audit_flag = next(f for f in flags if f["code"] == "possible_dependence")
+    assert audit_flag["label"]["sv"].startswith("Zon IV")
+    with engine.begin() as conn:
+        box = unit_inbox(conn, CLINICIAN)
+    assert len(box["flags"]) == 2 and len(box["self_reports"]) == 1
+
+
 def test_acknowledge_needs_note_role_and_organisation(engine: Engine) -> None:
     key = _person(engine)
     _phq(engine, key, PHQ_RISK)
@@ -176,7 +207,9 @@ def test_import_raises_flags(tmp_path: Path, settings: Settings, sqlite_url: str
     import_extract(write_extract(tmp_path / "y", assessments=rows), engine, settings=settings)
     with engine.connect() as conn:
         flags = conn.execute(select(CareFlag.__table__)).all()
-    assert [(f.instrument, f.flag_id, f.status, f.unit_id) for f in flags] == [
+    # the AUDIT intake of P1 scores 24 (zone IV); the PHQ-9 with item 9 = 2; imported twice
+    assert sorted((f.instrument, f.flag_id, f.status, f.unit_id) for f in flags) == [
+        ("audit", "possible_dependence", "open", "U1"),
         ("phq-9", "suicidal_thoughts", "open", "U1")]
 
 

@@ -23,7 +23,10 @@ def test_json_exact_shape() -> None:
     assert json.loads(result.stdout) == {
         "instrument": "audit", "total": 40,
         "subscales": {"consumption": 12, "dependence": 12, "harm": 16}, "band": "IV",
-        "flags": [],
+        "flags": [{"id": "possible_dependence",
+                   "sv": "Zon IV – möjligt alkoholberoende: bedöm beroende och erbjud behandling",
+                   "en": "Zone IV – possible alcohol dependence: assess dependence and offer "
+                         "treatment"}],
     }
 
 

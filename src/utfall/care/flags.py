@@ -58,8 +58,10 @@ def instrument_title(instrument: str) -> dict[str, str]:
     return {"sv": title.sv, "en": title.en}
 
 
-def flags_for_answers(instrument: str, answers: Mapping[str, Any]) -> list[str]:
-    """Flag ids an instrument defines that the (stored, numeric) answers trigger."""
+def flags_for_answers(instrument: str, answers: Mapping[str, Any],
+                      band: str | None = None) -> list[str]:
+    """Flag ids an instrument defines that the (stored, numeric) answers or the stored
+    band trigger."""
     from utfall.instruments import UnknownInstrumentError, get_instrument
 
     try:
@@ -68,6 +70,12 @@ def flags_for_answers(instrument: str, answers: Mapping[str, Any]) -> list[str]:
         return []
     out = []
     for flag in definition.scoring.flags:
+        if flag.bands:
+            if band is not None and band in flag.bands:
+                out.append(flag.id)
+            continue
+        if flag.item is None or flag.min is None:
+            continue
         value = answers.get(flag.item)
         if isinstance(value, bool):
             value = int(value)
@@ -129,7 +137,8 @@ def raise_flags_bulk(conn: Connection, rows: Iterable[Mapping[str, Any]],
                 flagged[instrument] = False
         if not flagged[instrument]:
             continue
-        for flag_id in flags_for_answers(instrument, row.get("answers") or {}):
+        for flag_id in flags_for_answers(instrument, row.get("answers") or {},
+                                         row.get("band")):
             pending.append({"assessment_id": row["row_key"], "person_key": row["person_key"],
                             "unit_id": row.get("unit_id"), "instrument": instrument,
                             "flag_id": flag_id, "status": OPEN, "raised_at": at})

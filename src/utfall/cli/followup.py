@@ -80,8 +80,8 @@ def score_command(
     result = score(definition, mapped, sex=sex.value if sex else None, age=age)
     if output is OutputFormat.json:
         defined = {f.id: f for f in definition.scoring.flags}
-        flags = [{"id": f, "item": defined[f].item, "sv": defined[f].label.sv,
-                  "en": defined[f].label.en} for f in result.flags]
+        flags = [{"id": f, "sv": defined[f].label.sv, "en": defined[f].label.en}
+                 for f in result.flags]
         typer.echo(json.dumps({**result.summary(), "flags": flags}, ensure_ascii=False))
         return
     table = Table(title=f"{definition.title.sv} / {definition.title.en}")

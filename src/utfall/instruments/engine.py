@@ -382,8 +382,8 @@ def score(
         prorated=prorated,
         missing=[i.linkId for i in definition.numeric_items
                  if values[i.linkId] is None and enabled[i.linkId]],
-        flags=[f.id for f in scoring.flags
-               if isinstance(values.get(f.item), int) and values[f.item] >= f.min],  # type: ignore[operator]
+        flags=[f.id for f in scoring.flags if f.item is not None and f.min is not None
+               and isinstance(values.get(f.item), int) and values[f.item] >= f.min],  # type: ignore[operator]
         items={i.linkId: values[i.linkId] for i in definition.numeric_items},  # type: ignore[misc]
     )
     if total is None:
@@ -399,6 +399,8 @@ def score(
                 return result.model_copy(update={
                     "band": band.id, "band_label": band.label,
                     "band_provisional": band_set.provisional,
+                    "flags": [*result.flags, *(f.id for f in scoring.flags
+                                               if band.id in f.bands)],
                 })
         break
     return result

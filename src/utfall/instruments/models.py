@@ -204,12 +204,21 @@ class Subscale(Scale):
 
 
 class Flag(_Model):
-    """An item answer that needs attention (e.g. PHQ-9 item 9 > 0)."""
+    """A result that needs attention: an item answer at or above ``min`` (e.g. PHQ-9
+    item 9 ≥ 1), or a total in one of ``bands`` (e.g. AUDIT zone IV)."""
 
     id: str
-    item: str
-    min: int
+    item: str | None = None
+    min: int | None = None
+    bands: tuple[str, ...] = ()
     label: LocalText
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Flag:
+        by_item = self.item is not None and self.min is not None
+        if by_item == bool(self.bands) or (self.item is None) != (self.min is None):
+            raise ValueError(f"flag {self.id}: give either item and min, or bands")
+        return self
 
 
 class Scoring(_Model):
@@ -367,9 +376,13 @@ class InstrumentDefinition(_Model):
             count = len(scale.items) if scale.items is not None else len(numeric)
             if rule.max_missing >= count:
                 raise ValueError(f"scale {name}: max_missing must be below its item count")
+        band_ids = {b.id for band_set in self.bands for b in band_set.bands}
         for flag in self.scoring.flags:
-            if flag.item not in numeric_set:
+            if flag.item is not None and flag.item not in numeric_set:
                 raise ValueError(f"flag {flag.id}: {flag.item} is not a numeric item")
+            for band_id in flag.bands:
+                if band_id not in band_ids:
+                    raise ValueError(f"flag {flag.id}: unknown band {band_id!r}")
         transform_ids = {"total"}
         if self.scoring.transform:
             transform_ids.add(self.scoring.transform.id)

@@ -181,7 +181,7 @@ def _raise_flags(conn: Connection, frame: pl.DataFrame) -> None:
     if not flagged:
         return
     rows = frame.filter(pl.col("instrument").is_in(flagged)).select(
-        "row_key", "person_key", "unit_id", "instrument", "answers")
+        "row_key", "person_key", "unit_id", "instrument", "answers", "band")
     raise_flags_bulk(conn, ({**row, "answers": json.loads(row["answers"] or "{}")}
                             for row in rows.iter_rows(named=True)))
 
