@@ -15,8 +15,11 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any
 
+import yaml
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Connection, select, update
 
@@ -124,11 +127,31 @@ def _load(conn: Connection, token: str, now: dt.datetime) -> Any:
     return row
 
 
+@cache
+def _plain() -> dict[str, dict[str, dict[str, str]]]:
+    text = resources.files("utfall.content").joinpath("own_view/bands.yaml").read_text("utf-8")
+    data: dict[str, dict[str, dict[str, str]]] = yaml.safe_load(text) or {}
+    return data
+
+
+def plain_band(instrument: str, band: str | None) -> dict[str, str] | None:
+    """The band in plain words for the person (None: no plain text, nothing shown —
+    clinical band labels are never shown on a link's screen)."""
+    if band is None:
+        return None
+    return _plain().get(instrument, {}).get(str(band))
+
+
 def _bands(definition: Any, sex: str | None, age: int | None) -> list[dict[str, Any]]:
     for band_set in definition.bands:
-        if band_set.when.matches(sex, age) and band_set.measure == "total":
-            return [{"id": b.id, "min": b.min, "max": b.max, "label": b.label.model_dump()}
-                    for b in band_set.bands]
+        if band_set.when.matches(sex, age):
+            low, high = (definition.scale_range(definition.scoring.total)
+                         if band_set.measure == "total" else (0.0, 100.0))
+            return [{"id": b.id, "min": low if b.min is None else b.min,
+                     "max": high if b.max is None else b.max,
+                     "label": plain_band(definition.id, b.id),
+                     "ranged": band_set.measure == "total"}
+                    for b in band_set.bands if plain_band(definition.id, b.id)]
     return []
 
 
@@ -170,7 +193,7 @@ def open_own_view(conn: Connection, token: str, *, now: dt.datetime | None = Non
             continue
         low, high = definition.scale_range(total)
         points = [{"date": a.date, "value": a.score, "band": a.band,
-                   "band_label": a.band_label.model_dump() if a.band_label else None,
+                   "band_label": plain_band(instrument, a.band),
                    "percent": round(100 * (a.score - low) / (high - low), 1) if high > low
                    else 0.0} for a in entries]
         view.series.append(Series(

@@ -199,8 +199,8 @@ def load_draft(conn: Connection, token: str, *, now: dt.datetime | None = None
     """Answers saved so far behind a valid link (per instrument, plus ``_goals``) and
     the step reached; ``({}, 0)`` when nothing is saved. Raises :class:`SelfReportRefused`."""
     row = _load(conn, token, now_utc(now))
-    draft = conn.execute(select(SelfReportDraft).where(
-        SelfReportDraft.token_id == row.id)).scalar_one_or_none()
+    table = SelfReportDraft.__table__
+    draft = conn.execute(select(table).where(table.c.token_id == row.id)).first()
     if draft is None:
         return {}, 0
     return dict(draft.answers or {}), int(draft.step or 0)

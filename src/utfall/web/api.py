@@ -522,7 +522,7 @@ def self_report(token: Annotated[str, Path(max_length=400)], request: Request) -
     except (CareError, AccessDenied):
         raise HTTPException(404, "link not valid") from None
     return {"stage": opened.stage, "stage_title": opened.stage_title.model_dump(),
-            "programme_title": opened.programme_title.model_dump(), "locale": opened.locale,
+            "unit_name": opened.unit_name, "locale": opened.locale,  # never the programme
             "expires_at": opened.expires_at.isoformat(),
             "instruments": [d.model_dump(mode="json") for d in opened.instruments]}
 

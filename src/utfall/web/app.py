@@ -84,6 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from utfall.web import api_flags
 
     app.include_router(api_flags.router)  # clinical flags, unit inbox, corrections
+    from utfall.web import api_selfreport
+
+    app.include_router(api_selfreport.router)  # own goals, own-view links, the own view
     from utfall.web.fhir import create_fhir_app
 
     app.mount("/fhir", create_fhir_app(app))  # FHIR R4; errors as OperationOutcome

@@ -170,7 +170,7 @@ def apply_security_headers(request: Request, response: Response) -> Response:
 
 # ------------------------------------------------------------------ log redaction
 
-_TOKEN_PATH = re.compile(r"(/r/|/api/self-report/)[^/?#\s\"]+")
+_TOKEN_PATH = re.compile(r"(/r/|/api/self-report/|/min/|/api/own-view/)[^/?#\s\"]+")
 _TOKEN_QUERY = re.compile(r"((?:^|[?&;\s])(?:token|access_token|code|state|csrf_token)=)"
                           r"[^&;#\s\"]*", re.IGNORECASE)
 REDACTED = "[redacted]"

@@ -19,6 +19,9 @@ for _area in (dashboard, runs):
 from utfall.web.pages import invitations  # noqa: E402  (self-report link: QR code, sending)
 
 router.include_router(invitations.router)
+from utfall.web.pages import own_view  # noqa: E402  (own view by personal link; goals)
+
+router.include_router(own_view.router)
 from utfall.web.pages import inbox  # noqa: E402  (clinical flags, inbox, corrections)
 
 router.include_router(inbox.router)
