@@ -169,6 +169,9 @@ def test_pages(app: Any, flagged: dict[str, Any]) -> None:
         assert f"/persons/{flagged['both']}/assessments/{flagged['phq']}" in person.text
         inbox = client.get("/inbox")
         assert inbox.status_code == 200 and "Nya självskattningar (1)" in inbox.text
+        english = client.get("/inbox?lang=en").text
+        assert "New self-reports (1)" in english and "Inbox (2)" in english
+        assert "Thoughts of death or self-harm" in english
         flag = _flag_id(client)
         empty = client.post(f"/inbox/flags/{flag}/acknowledge",
                             data={"csrf_token": token, "note": "", "next": "/inbox"})
