@@ -12,6 +12,7 @@ their URL and recipients erased.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,11 +93,10 @@ def remember_link(conn: Connection, actor: Actor, token: str, base_url: str,
                   *, now: dt.datetime | None = None) -> int:
     """Keep the URL of a just-issued link (encrypted) so it can be shown as a QR code
     and sent; returns the link id. Called in the transaction that issued it."""
-    from utfall.care.selfreport import _hash
-
     table = SelfReportToken.__table__
+    digest = hashlib.sha256(token.encode()).hexdigest()  # as care.selfreport stores it
     row = conn.execute(select(table.c.id, table.c.person_key, table.c.unit_id)
-                       .where(table.c.token_hash == _hash(token))).one()
+                       .where(table.c.token_hash == digest)).one()
     url = base_url.rstrip("/") + f"/r/{token}"
     conn.execute(MessageLink.__table__.insert().values(
         token_id=row.id, person_key=row.person_key, unit_id=row.unit_id,
