@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from utfall.care.scheduling import not_voided
 from utfall.interop.register.mapping import Form, Mapping, Variable
 from utfall.store.models import Assessment, Contact, Enrolment, Medication, Person, Unit
 
@@ -85,9 +86,9 @@ class Data:
 
 def load_data(conn: Connection) -> Data:
     """Every row the mapping's sources can read (batch job, role ``system``)."""
-    def grouped(table: Any, order: Any) -> dict[str, list[Any]]:
+    def grouped(table: Any, order: Any, *where: Any) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = defaultdict(list)
-        for row in conn.execute(select(table).order_by(order)):
+        for row in conn.execute(select(table).where(*where).order_by(order)):
             out[row.person_key].append(row)
         return out
 
@@ -100,7 +101,9 @@ def load_data(conn: Connection) -> Data:
         contacts=grouped(Contact.__table__, Contact.__table__.c.date),
         medications=grouped(Medication.__table__, Medication.__table__.c.start_date),
         enrolments=grouped(Enrolment.__table__, Enrolment.__table__.c.start_date),
-        assessments=grouped(Assessment.__table__, Assessment.__table__.c.date))
+        # voided assessments are not reported (care.corrections); corrected ones as they are now
+        assessments=grouped(Assessment.__table__, Assessment.__table__.c.date,
+                            not_voided(Assessment.__table__.c.row_key)))
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
