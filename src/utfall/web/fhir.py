@@ -227,13 +227,14 @@ def consent_read(ident: FhirId, request: Request,
 
 
 def _reports(request: Request) -> dict[str, dict[str, Any]]:
-    from utfall.analytics.runs import latest_results
+    from utfall.analytics.runs import read_stored_run
     from utfall.interop.fhir.measure import measure_reports
     from utfall.web.services import indicator_titles
 
-    table = latest_results(request.app.state.engine)
-    if table is None:
+    run = read_stored_run()  # the latest stored run: never computed inside a request
+    if run is None:
         return {}
+    table = run.results
     meta = {k.decode().removeprefix("utfall."): v.decode()
             for k, v in (table.schema.metadata or {}).items()
             if k.decode().startswith("utfall.")}
