@@ -60,6 +60,10 @@ def test_roles(login, anon: TestClient, world: World) -> None:
     bad = clin.post(f"/api/persons/{key}/self-report-links/{link_id}/invitations",
                     json={"channel": "email", "to": "not-an-address"})
     assert bad.status_code == 422 and bad.json()["issues"][0]["where"] == "address"
+    no_smtp = clin.post(f"/api/persons/{key}/self-report-links/{link_id}/invitations",
+                        json={"channel": "email", "to": "person@example.se"})
+    assert no_smtp.status_code == 422 and no_smtp.json()["code"] == "email_not_configured"
+    assert "ingen e-postserver är inställd" in no_smtp.json()["sv"]
     outbox = Path(get_settings().sms_file or get_settings().data_dir / "sms-outbox.jsonl")
     assert [json.loads(line)["to"] for line in outbox.read_text().splitlines()] == [
         "+46701234567"]

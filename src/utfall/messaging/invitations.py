@@ -249,6 +249,10 @@ def send_invitation(conn: Connection, actor: Actor, person_key: str, link_id: in
     except AddressError as exc:
         raise CareError("invalid_address", exc.sv, exc.en,
                         [Issue("address", exc.code, exc.sv, exc.en)]) from None
+    if channel == "email" and not settings.smtp_host:
+        sv, en = t("invitations.no_smtp", "sv"), t("invitations.no_smtp", "en")
+        raise CareError("email_not_configured", sv, en,
+                        [Issue("address", "email_not_configured", sv, en)])
     url = _open_url(conn, link, instant)
     token = _token_row(conn, link_id)
     lang = locale or token.locale
