@@ -52,6 +52,12 @@ def sections(definition: InstrumentDefinition) -> list[list[Item]]:
     return [s for s in out if s]
 
 
+def _pending(items: list[Item], answers: Mapping[str, Any]) -> bool:
+    """Does asking the section still depend on a question not yet answered? (Counted
+    in the steps until the answer decides, so the step count does not jump up.)"""
+    return any(answers.get(c.question) is None for i in items for c in i.enableWhen)
+
+
 def shown_items(definition: InstrumentDefinition, items: tuple[Item, ...],
                 answers: Mapping[str, Any]) -> list[Item]:
     """The items of a section asked given the answers so far."""
@@ -69,7 +75,8 @@ def steps(instruments: list[InstrumentDefinition], answers: Mapping[str, Mapping
     for definition in instruments:
         parts = sections(definition)
         given = answers.get(definition.id, {})
-        kept = [p for p in parts if shown_items(definition, tuple(p), given)]
+        kept = [p for p in parts if shown_items(definition, tuple(p), given)
+                or _pending(p, given)]
         for n, part in enumerate(kept):
             out.append(Step(f"{definition.id}#{parts.index(part)}", definition, tuple(part),
                             n, len(kept)))

@@ -170,11 +170,11 @@ def self_report_post(request: Request, token: str,
     """One step: keep the answers, then go back, save for later, go on, or send."""
     from utfall.care import CareError
 
-    locale = locale_of(request)
     try:
         opened, draft, _reached, review = _open(request, token)
     except (CareError, AccessDenied):
         return _closed(request)
+    locale = locale_of(request)  # after _open: the link's language applies
     all_steps = steps(opened.instruments, draft)
     key = str(form.get("step_key") or "")
     index = next((n for n, s in enumerate(all_steps) if s.key == key), None)
