@@ -156,6 +156,9 @@ def test_laro_walk(server: LiveServer) -> None:
                      "Långsiktig rehabilitering", "Avslut"):
             assert name in history
         _no_raw(page, "#overview")
+        timeline = page.locator("table.timeline").inner_text()  # every change on the timeline
+        assert timeline.count("Fasbyte") == 3 and "från Utredning och bedömning" in timeline
+        assert "Avslut" in timeline and "Ofrivillig utskrivning" in timeline
         _shots(page, "06-discharged")
 
         # the municipality's work list shows the post-discharge follow-up

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from utfall.i18n import t
 from utfall.web.deps import checked_form, needs_role
 from utfall.web.pages._common import _care_error_fields, _redirect, _text
 from utfall.web.render import locale_of, render
@@ -252,3 +253,32 @@ def discharge_post(request: Request, enrolment_id: str,
             return _discharge_page(request, conn, data, values=values, errors=errors,
                                    summary=summary, status=422)
     return _redirect(f"/persons/{key}?saved=discharge#overview")
+
+
+def with_phase_rows(ctx: dict[str, Any], locale: str) -> dict[str, Any]:
+    """The person page's timeline rows plus one row per recorded phase change and
+    discharge (newest first), so every change shows on the timeline."""
+    tl = ctx.get("timeline")
+    if tl is None:
+        return ctx
+    en = locale == "en"
+    rows: list[dict[str, Any]] = []
+    for e in tl.enrolments:
+        for before, p in zip(e.phases, e.phases[1:], strict=False):
+            ended = e.end_date is not None and p is e.phases[-1] and p.on_date == e.end_date
+            if ended:
+                label = e.end_reason_label
+                detail = (label.en if en else label.sv) if label else ""
+            else:
+                name = before.name.en if en else before.name.sv
+                detail = t("overview.timeline.from", locale, phase=name)
+            rows.append({"kind": "discharge" if ended else "phase", "date": p.on_date,
+                         "title": {"sv": f"{e.title.sv}: {p.name.sv}",
+                                   "en": f"{e.title.en}: {p.name.en}"},
+                         "detail": detail, "unit_id": e.unit_id, "unit_name": e.unit_name,
+                         "organisation": e.organisation})
+    if rows:
+        merged = [*rows, *ctx.get("entries", [])]
+        merged.sort(key=lambda r: r["date"] if isinstance(r, dict) else r.date, reverse=True)
+        ctx["entries"] = merged
+    return ctx

@@ -22,6 +22,7 @@ from utfall.web.pages._common import (
     _redirect,
     _text,
 )
+from utfall.web.pages.enrolments import with_phase_rows
 from utfall.web.render import locale_of, render
 from utfall.web.security import (
     Principal,
@@ -94,6 +95,7 @@ def person_page(request: Request, person_key: str,
     locale = locale_of(request)
     with request.app.state.engine.begin() as conn:
         ctx = _person_context(conn, principal, person_key, None, locale)
+    ctx = with_phase_rows(ctx, locale)  # phase changes and discharges on the timeline
     ctx["link"] = None
     return render(request, "person.html", ctx)
 
@@ -114,6 +116,7 @@ def emergency(request: Request, person_key: str, form: dict[str, Any] = Depends(
             "code": "not_found"}, 422)
     with request.app.state.engine.begin() as conn:
         ctx = _person_context(conn, principal, person_key, reason, locale)
+    ctx = with_phase_rows(ctx, locale)
     return render(request, "person.html", ctx)
 
 
