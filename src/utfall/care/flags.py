@@ -68,8 +68,13 @@ def flags_for_answers(instrument: str, answers: Mapping[str, Any],
         definition = get_instrument(instrument)
     except UnknownInstrumentError:
         return []
+    return _triggered(definition.scoring.flags, answers, band)
+
+
+def _triggered(flags: Sequence[Any], answers: Mapping[str, Any], band: str | None
+               ) -> list[str]:
     out = []
-    for flag in definition.scoring.flags:
+    for flag in flags:
         if flag.bands:
             if band is not None and band in flag.bands:
                 out.append(flag.id)
@@ -120,25 +125,28 @@ def raise_flags(conn: Connection, *, assessment_id: str, person_key: str,
 def raise_flags_bulk(conn: Connection, rows: Iterable[Mapping[str, Any]],
                      now: dt.datetime | None = None) -> int:
     """Flags of many assessments at once (import): ``rows`` carry ``row_key``,
-    ``person_key``, ``unit_id``, ``instrument`` and ``answers``. Only instruments that
-    define flags are looked at; flags already stored are skipped. Returns how many
-    flags were raised."""
+    ``person_key``, ``unit_id``, ``instrument``, ``band`` and ``answers`` (a mapping, or
+    a callable returning one: then parsed only for instruments with item flags). Only
+    instruments that define flags are looked at; flags already stored are skipped.
+    Returns how many flags were raised."""
     from utfall.instruments import UnknownInstrumentError, get_instrument
 
-    flagged: dict[str, bool] = {}
+    defined: dict[str, tuple[Any, ...]] = {}
     pending: list[dict[str, Any]] = []
     at = now_utc(now)
     for row in rows:
         instrument = row["instrument"]
-        if instrument not in flagged:
+        if instrument not in defined:
             try:
-                flagged[instrument] = bool(get_instrument(instrument).scoring.flags)
+                defined[instrument] = tuple(get_instrument(instrument).scoring.flags)
             except UnknownInstrumentError:
-                flagged[instrument] = False
-        if not flagged[instrument]:
+                defined[instrument] = ()
+        if not defined[instrument]:
             continue
-        for flag_id in flags_for_answers(instrument, row.get("answers") or {},
-                                         row.get("band")):
+        answers = row.get("answers") or {}
+        if callable(answers):  # parsed only when an item flag needs them
+            answers = answers() if any(f.item for f in defined[instrument]) else {}
+        for flag_id in _triggered(defined[instrument], answers, row.get("band")):
             pending.append({"assessment_id": row["row_key"], "person_key": row["person_key"],
                             "unit_id": row.get("unit_id"), "instrument": instrument,
                             "flag_id": flag_id, "status": OPEN, "raised_at": at})

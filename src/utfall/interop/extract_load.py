@@ -167,6 +167,7 @@ def _raise_flags(conn: Connection, frame: pl.DataFrame) -> None:
     """Clinical flags of the imported assessments (only instruments that define flags
     are parsed; flags already stored are kept)."""
     import json
+    from functools import partial
 
     from utfall.care.flags import raise_flags_bulk
     from utfall.instruments import UnknownInstrumentError, get_instrument
@@ -182,7 +183,7 @@ def _raise_flags(conn: Connection, frame: pl.DataFrame) -> None:
         return
     rows = frame.filter(pl.col("instrument").is_in(flagged)).select(
         "row_key", "person_key", "unit_id", "instrument", "answers", "band")
-    raise_flags_bulk(conn, ({**row, "answers": json.loads(row["answers"] or "{}")}
+    raise_flags_bulk(conn, ({**row, "answers": partial(json.loads, row["answers"] or "{}")}
                             for row in rows.iter_rows(named=True)))
 
 
