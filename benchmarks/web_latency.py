@@ -144,6 +144,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
         return 2
+    load_before = list(os.getloadavg())  # the machine's load is part of the result
     workdir = Path(tempfile.mkdtemp(prefix="utfall-web-bench-"))
     began = time.perf_counter()
     prep = _prepare(workdir, args.persons)
@@ -156,11 +157,13 @@ def main() -> int:
          "--log-level", "warning", "--no-access-log"],
         env={**os.environ, **prep["env"]})
     try:
-        for _ in range(300):
+        for _ in range(900):  # up to 3 minutes: the workers start slowly on a busy machine
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=1)
                 break
             except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"uvicorn exited with {server.returncode}") from None
                 time.sleep(0.2)
         token, cookie, csrf = _login(base, prep["user"], prep["password"])
         tkey, skey = prep["timeline_key"], prep["submit_key"]
@@ -190,7 +193,9 @@ def main() -> int:
         server.wait(timeout=20)
     meta = {"persons": args.persons, "connections": args.connections, "seconds": args.seconds,
             "workers": args.workers, "database": "PostgreSQL 127.0.0.1", "tool": "wrk",
-            "cores": os.cpu_count()}
+            "cores": os.cpu_count(), "load_average_after": list(os.getloadavg()),
+            "load_average_before": load_before, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                    time.gmtime())}
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / args.out).write_text(json.dumps({"meta": meta, "results": {
