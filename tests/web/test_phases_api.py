@@ -162,6 +162,8 @@ def test_phase_pages_by_role(world, login, app, anon) -> None:
             assert login(user).get(path).status_code == 404, (user, path)
         assert login("clin").get(path).status_code == 200, path
     assert login("clin").get("/enrolments/nope/phase?to=ending").status_code == 404
+    r = login("clin").get(f"/enrolments/{enrolment}/phase?to=ending", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/discharge")
     r = login("clin").get(f"/enrolments/{enrolment}/phase?to=rehabilitation")
     assert r.status_code == 409 and "Behandlingsstart" in r.text
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -124,6 +124,8 @@ def phase_form(request: Request, enrolment_id: str, to: str = "",
             return _phase_page(request, data, values={}, errors={}, refused=exc, status=409)
     if data.to_phase is None:
         raise HTTPException(404)
+    if data.to_phase.terminal:  # ending is recorded with its end reason
+        return _redirect(f"/enrolments/{enrolment_id}/discharge")
     return _phase_page(request, data, values=_values(data, None), errors={})
 
 
