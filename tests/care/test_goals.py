@@ -128,3 +128,27 @@ def test_own_view_link_open_and_revoke(engine: Engine) -> None:
         assert closed.value.code == "own_view_closed"
         with pytest.raises((AccessDenied, PersonNotFound)):
             issue_own_view_link(conn, SOCIAL, key, now=NOW)
+
+
+def test_goals_reviewed_indicator(engine: Engine) -> None:
+    """The external indicator over the store: a follow-up with a review counts in the
+    numerator, a follow-up without one only in the denominator."""
+    from utfall.analytics.semantics.catalogue import load_catalogue
+    from utfall.care import record_assessment
+    from utfall.care.goals_indicator import external_rows
+
+    ind = load_catalogue().describe("goals_reviewed_at_followup")
+    key, enrolment = _person(engine)
+    with engine.begin() as conn:
+        other = register_person(conn, CLINICIAN, "198001011231")
+        enrol(conn, CLINICIAN, other, "vip-beroende", "R-LARO", START)
+        for person in (key, other):
+            goal = add_goal(conn, CLINICIAN, person, "health", "Må bättre", now=NOW)
+            record_assessment(conn, CLINICIAN, person, "who-5", WHO5, stage="month-6",
+                              unit_id="R-LARO", on_date=dt.date(2025, 7, 15))
+            if person == key:
+                review_goal(conn, CLINICIAN, goal, "achieved", now=NOW + dt.timedelta(days=5))
+        rows = external_rows(conn, [ind], dt.date(2025, 12, 31)).to_pylist()
+    cells = {(r["breakdown"], r["level"]): (r["numerator"], r["denominator"]) for r in rows}
+    assert cells == {("unit_id", "R-LARO"): (1, 2), ("total", ""): (1, 2)}
+    assert {r["period"] for r in rows} == {"2025"}

@@ -115,7 +115,8 @@ def test_coverage_indicators_are_catalogue_data() -> None:
     from utfall.analytics.semantics.catalogue import load_catalogue
 
     catalogue = load_catalogue()
-    assert [i.id for i in catalogue.external] == [NEW_WITHIN_30D, FOLLOWUP_12M]
+    assert [i.id for i in catalogue.external if i.source == "register_coverage"] == [
+        NEW_WITHIN_30D, FOLLOWUP_12M]
     one = catalogue.describe(NEW_WITHIN_30D)
     assert one.title.sv.startswith("Kvalitetsregister") and one.target == 0.9
     with pytest.raises(KeyError):  # the engine never gets an external indicator

@@ -14,7 +14,8 @@ import pyarrow as pa
 from sqlalchemy import Engine
 
 # source name → "module:function(conn, indicators, as_of) -> pa.Table" (RESULT_SCHEMA)
-SOURCES = {"register_coverage": "utfall.interop.register.coverage:external_rows"}
+SOURCES = {"register_coverage": "utfall.interop.register.coverage:external_rows",
+           "goal_review": "utfall.care.goals_indicator:external_rows"}
 
 
 def external_results(engine: Engine, catalogue: Any, as_of: dt.date) -> pa.Table | None:

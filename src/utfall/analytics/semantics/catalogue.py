@@ -182,8 +182,8 @@ class ExternalIndicator(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_.]+$")
     version: int = 1
     kind: Literal["proportion"] = "proportion"
-    source: Literal["register_coverage"]
-    mapping: str  # the register mapping (content/registers/<mapping>-*.yaml)
+    source: Literal["register_coverage", "goal_review"]
+    mapping: str = ""  # register_coverage: content/registers/<mapping>-*.yaml
     title: Text
     definition: Text
     direction: Literal["higher", "lower", "none"] = "higher"
