@@ -138,7 +138,7 @@ def test_goals_reviewed_indicator(engine: Engine) -> None:
     from utfall.care.goals_indicator import external_rows
 
     ind = load_catalogue().describe("goals_reviewed_at_followup")
-    key, enrolment = _person(engine)
+    key, _enrolment = _person(engine)
     with engine.begin() as conn:
         other = register_person(conn, CLINICIAN, "198001011231")
         enrol(conn, CLINICIAN, other, "vip-beroende", "R-LARO", START)

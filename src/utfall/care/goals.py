@@ -116,7 +116,7 @@ def add_goal(conn: Connection, actor: Actor, person_key: str, domain: str, text:
         return int(conn.execute(Goal.__table__.insert().values(
             person_key=person_key, unit_id=actor.unit_id or "", enrolment_id=enrolment_id,
             domain=domain, text=text, source="staff", recorded_by=actor.user,
-            recorded_at=now_utc(now))).inserted_primary_key[0])
+            recorded_at=now_utc(now))).inserted_primary_key[0])  # type: ignore[index]
 
 
 def review_goal(conn: Connection, actor: Actor, goal_id: int, status: str, *,
@@ -134,7 +134,7 @@ def review_goal(conn: Connection, actor: Actor, goal_id: int, status: str, *,
         return int(conn.execute(GoalReview.__table__.insert().values(
             goal_id=goal_id, status=status, stage=stage, note=(note or "").strip() or None,
             source="staff", unit_id=actor.unit_id or "", reviewed_by=actor.user,
-            reviewed_at=now_utc(now))).inserted_primary_key[0])
+            reviewed_at=now_utc(now))).inserted_primary_key[0])  # type: ignore[index]
 
 
 def _all_goals(conn: Connection, person_key: str) -> list[GoalView]:
