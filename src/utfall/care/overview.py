@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from utfall.access.audit import Actor
 
 STATUS_ORDER = {"overdue": 0, "due": 1, "upcoming": 2}
+ENDED_LOOKBACK = dt.timedelta(days=800)  # as the work lists (care.due)
 CHANGERS = ("clinician", "social_worker")
 
 
@@ -92,7 +93,10 @@ def _programmes(conn: Connection, actor: Actor, tl: Any, today: dt.date
             prog = get_programme(row.programme)
         except UnknownProgrammeError:
             continue
-        view = enrolment_view(conn, row, today)
+        if row.end_date is not None and row.end_date < today - ENDED_LOOKBACK:
+            continue  # nothing can still fall due
+        owners = stage_owners(conn, row, prog)
+        view = enrolment_view(conn, row, today, owners)
         if row.end_date is not None and not view.pending:
             continue
         pending = sorted(view.pending, key=lambda s: (STATUS_ORDER.get(s.status, 9),
@@ -119,7 +123,7 @@ def _programmes(conn: Connection, actor: Actor, tl: Any, today: dt.date
             "pending": [_stage(s) for s in pending],
         })
         pending_ids = {s.stage_id for s in view.pending}
-        for stage_id, owner in stage_owners(conn, row, prog).items():
+        for stage_id, owner in owners.items():
             if row.end_date is not None and not any(
                     p == stage_id or p.startswith(stage_id + "-") for p in pending_ids):
                 continue

@@ -144,6 +144,14 @@ def _current_phase(conn: Connection, enrolment: Row[Any], prog: Any) -> str | No
     return _state(conn, enrolment, prog).phase
 
 
+def _allowed_from(prog: Any, phase: str | None) -> list[PhaseOption]:
+    """Phases reachable from ``phase`` (none for an unknown phase or no model)."""
+    model = prog.phase_model
+    if model is None or phase not in {p.id for p in model.phases}:
+        return []
+    return [_option(prog, p) for p in model.allowed(phase)]
+
+
 def allowed_phases(conn: Connection, enrolment: Row[Any], prog: Any) -> list[PhaseOption]:
     """Phases reachable in one step (none for an ended enrolment or without a model)."""
     if prog.phase_model is None or enrolment.end_date is not None:
@@ -155,13 +163,13 @@ def allowed_phases(conn: Connection, enrolment: Row[Any], prog: Any) -> list[Pha
 
 
 def _pending(conn: Connection, enrolment: Row[Any], prog: Any,
-             today: dt.date) -> list[ScheduledStage]:
+             today: dt.date, owners: dict[str, Any] | None = None) -> list[ScheduledStage]:
     from utfall.care.enrolment import stage_owners
     from utfall.care.scheduling import completions
     from utfall.followup import Enrolment as SchedEnrolment
     from utfall.followup import schedule
 
-    owners = stage_owners(conn, enrolment, prog)
+    owners = owners if owners is not None else stage_owners(conn, enrolment, prog)
     done, _ = completions(conn, enrolment, prog)
     rows = schedule(SchedEnrolment(prog, enrolment.start_date, enrolment.end_date), done, today)
     names: dict[str | None, str | None] = {}
@@ -180,8 +188,10 @@ def _pending(conn: Connection, enrolment: Row[Any], prog: Any,
 
 
 def enrolment_view(conn: Connection, enrolment: Row[Any] | str,
-                   today: dt.date | None = None) -> EnrolmentView:
-    """The enrolment as shown after a change (no access check: callers check and log)."""
+                   today: dt.date | None = None,
+                   owners: dict[str, Any] | None = None) -> EnrolmentView:
+    """The enrolment as shown after a change (no access check: callers check and log);
+    ``owners`` (from ``stage_owners``) saves reading them again."""
     from utfall.care.enrolment import _history
     from utfall.followup import local_today
 
@@ -213,8 +223,8 @@ def enrolment_view(conn: Connection, enrolment: Row[Any] | str,
                   "reason": h.reason, "reason_label": _reason_label(prog, h.reason),
                   "actor": h.actor, "role": h.role, "unit_id": h.unit_id,
                   "recorded": h.recorded} for h in history],
-        allowed=allowed_phases(conn, enrolment, prog),
-        pending=_pending(conn, enrolment, prog, today or local_today()))
+        allowed=[] if enrolment.end_date is not None else _allowed_from(prog, phase),
+        pending=_pending(conn, enrolment, prog, today or local_today(), owners))
 
 
 def _reason_label(prog: Any, reason: str | None) -> dict[str, str] | None:
