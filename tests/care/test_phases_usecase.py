@@ -140,3 +140,21 @@ def test_access_other_unit_other_principal_and_form(engine: Engine) -> None:
     assert form.check_fields["laro.age_below_20_without_special_reason"] == "age"
     assert form.municipal_stages == ["post-discharge-6"]
     assert _events(engine, "phase_form")
+
+
+def test_imported_enrolment_without_phase_starts_from_the_initial_phase(engine: Engine) -> None:
+    from utfall.care.phases import enrolment_view
+    from utfall.store.models import Enrolment
+
+    with engine.begin() as conn:
+        key = register_person(conn, CLINICIAN, PNR_MAN)
+        conn.execute(Enrolment.__table__.insert().values(
+            row_key="imp-laro", person_key=key, unit_id="R-LARO", programme="laro",
+            start_date=START, phase=None, details={"source": "import"}))
+        view = enrolment_view(conn, "imp-laro", TODAY)
+        assert view.phase is None and [a.id for a in view.allowed] == ["treatment-start",
+                                                                       "ending"]
+        view = set_phase(conn, CLINICIAN, "imp-laro", "treatment-start",
+                         on_date=dt.date(2024, 2, 1), facts=laro_facts(age=44), today=TODAY)
+    assert view.phase == "treatment-start"
+    assert [h["phase"] for h in view.history] == ["treatment-start"]

@@ -223,7 +223,9 @@ def enrolment_view(conn: Connection, enrolment: Row[Any] | str,
                   "reason": h.reason, "reason_label": _reason_label(prog, h.reason),
                   "actor": h.actor, "role": h.role, "unit_id": h.unit_id,
                   "recorded": h.recorded} for h in history],
-        allowed=[] if enrolment.end_date is not None else _allowed_from(prog, phase),
+        # an imported enrolment without a phase is in the initial phase for changes
+        allowed=[] if enrolment.end_date is not None else _allowed_from(
+            prog, phase or (prog.phase_model.initial if prog.phase_model else None)),
         pending=_pending(conn, enrolment, prog, today or local_today(), owners))
 
 
