@@ -4,6 +4,7 @@ responsible worker per stage, and the CSV download."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -81,6 +82,7 @@ def _page(request: Request, principal: Principal, params: dict[str, str],
         "statuses": STATUS_CHOICES, "sorts": SORT_CHOICES, "link": link,
         "first": first, "last": min(page * size, result.total), "unit_name": unit_name,
         "sex_text": lambda s: sex_text(s, locale), "errors": errors or {},
+        "short": lambda text: re.split(r" – | \(", str(text))[0],
         "notice": notice or ("saved" if request.query_params.get("saved") else None),
         "back": link(page=page), "export": "/worklist/export.csv?" + urlencode(
             query_of(flt)), "can_assign": principal.role in RECORDERS,
