@@ -133,3 +133,11 @@ def test_staff_goal_and_own_link_pages(app, world: World) -> None:
                                                            "action": "revoke"})
         assert r.status_code == 200 and "1 länk(ar) spärrade." in r.text
         assert "Spärrad" in r.text
+
+
+def test_a_step_whose_question_is_unanswered_leads_back(login, anon: TestClient,
+                                                        world: World) -> None:
+    token = _link(login("clin"), world, ["audit-c"])
+    page = anon.get(f"/r/{token}?steg=2")  # AUDIT-C item 1 not answered yet
+    assert "Steg 1 av 3" in page.text and 'name="audit-c:item_1"' in page.text
+    assert 'name="audit-c:item_2"' not in page.text

@@ -97,6 +97,12 @@ def _ctx(request: Request, token: str, opened: Any, draft: dict[str, Any], all_s
             "statuses": statuses()}
 
 
+def _empty(step: Step, draft: dict[str, Any]) -> bool:
+    """An instrument step whose every item the answers so far leave unasked."""
+    return step.definition is not None and not shown_items(
+        step.definition, step.items, draft.get(step.instrument, {}))
+
+
 def _clamp(index: int, all_steps: list[Step]) -> int:
     return max(0, min(index, len(all_steps) - 1))
 
@@ -113,6 +119,8 @@ def self_report(request: Request, token: str) -> Response:
     all_steps = steps(opened.instruments, draft)
     wanted = request.query_params.get("steg", "")
     index = _clamp(int(wanted) - 1 if wanted.isdigit() else reached, all_steps)
+    while index > 0 and _empty(all_steps[index], draft):  # its deciding answer is missing
+        index -= 1
     return render(request, "selfreport.html",
                   _ctx(request, token, opened, draft, all_steps, index, review))
 
