@@ -92,11 +92,20 @@ def test_unknown_indicator_exit_1(folder: Path, tmp_path: Path) -> None:
     assert "no_such_indicator" in result.output
 
 
-def test_usage_errors_exit_2(folder: Path, tmp_path: Path) -> None:
+def test_usage_errors_exit_2(folder: Path, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["report", "regional", "--data", str(folder), "--format", "pdf"])
     assert result.exit_code == 2
+    # xlsx without --out: a file in the current folder, named in the output
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["report", "regional", "--data", str(folder), "--format", "xlsx"])
-    assert result.exit_code == 2  # xlsx needs --out
+    assert result.exit_code == 0, result.output
+    written = sorted(tmp_path.glob("utfall-regional-*.xlsx"))
+    assert len(written) == 1 and written[0].name in result.output
+    # an --out in a folder that does not exist is refused before anything is computed
+    result = runner.invoke(app, ["report", "regional", "--data", str(tmp_path / "nothing"),
+                                 "--format", "xlsx", "--out", str(tmp_path / "no" / "x.xlsx")])
+    assert result.exit_code == 2
     result = runner.invoke(app, ["report", "full", "--data", str(folder)])
     assert result.exit_code == 2  # --out is required
 
