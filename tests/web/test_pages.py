@@ -81,12 +81,12 @@ def test_error_pages_without_traces(browser, world: World) -> None:
 
 def test_server_error_page_hides_details(app, browser, monkeypatch) -> None:
     client, _ = browser("clin")
-    import utfall.care
+    import utfall.care.worklist
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(utfall.care, "due_list", boom)
+    monkeypatch.setattr(utfall.care.worklist, "worklist_page", boom)
     r = client.get("/worklist")
     assert r.status_code == 500 and "secret internals" not in r.text
     assert "Ett oväntat fel" in r.text
