@@ -22,9 +22,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import ibis.expr.types as ir
 import pyarrow as pa
+
+from utfall.analytics.schema import RESULT_SCHEMA
 
 KVA_INDICATORS = ("kva_au119", "kva_du119", "kva_au124")
 DX_INDICATORS = (
@@ -161,4 +165,104 @@ def quality_for(indicator_id: str, quality: pa.Table) -> pa.Table:
     return quality.filter(pa.array(keep, pa.bool_()))
 
 
-__all__ = ["QualityThresholds", "data_quality", "quality_for"]
+# ----------------------------------------------------------------------- indicator format
+# (moved here from utfall.reports.quality so that stored runs can keep them)
+
+_SCHEMA = RESULT_SCHEMA.append(pa.field("flag", pa.bool_()))
+REPORT_CHECKS = CHECKS = ("uncoded_persons", "missing_main_dx", "volume_drop")
+
+
+def _unlinked_procedures(tables: Mapping[str, ir.Table]) -> list[dict]:
+    """Procedures matching no contact, per unit and year (raw counts)."""
+    contact = tables["contact"]
+    procedure = tables["procedure"]
+    c = contact.filter(contact.date.notnull())
+    ids = c.select("contact_id").distinct()
+    keys = c.select("person_key", "unit_id", "date").distinct()
+    p = procedure.filter(procedure.date.notnull())
+    q1 = p.left_join(ids, p.contact_id == ids.contact_id).select(
+        *[p[col] for col in p.columns], id_ok=ids.contact_id.notnull()
+    )
+    q2 = q1.left_join(
+        keys,
+        (q1.person_key == keys.person_key) & (q1.unit_id == keys.unit_id) & (q1.date == keys.date),
+    ).select(
+        q1.unit_id,
+        year=q1.date.year(),
+        hit=~(q1.id_ok | (q1.contact_id.isnull() & keys.person_key.notnull())),
+    )
+    agg = q2.group_by(["year", "unit_id"]).aggregate(
+        numerator=q2.hit.cast("int64").sum(), denominator=q2.count()
+    )
+    out = []
+    for r in agg.to_pyarrow().to_pylist():
+        den, num = int(r["denominator"]), int(r["numerator"] or 0)
+        out.append(
+            {
+                "indicator_id": "dq_procedure_unlinked",
+                "period": str(r["year"]),
+                "breakdown": "unit_id",
+                "level": r["unit_id"] or "unknown",
+                "numerator": num,
+                "denominator": den,
+                "value": num / den if den else None,
+                "ci_low": None,
+                "ci_high": None,
+                "flag": bool(den >= 5 and num / den >= 0.1),
+            }
+        )
+    return out
+
+
+def quality_results(tables: Mapping[str, ir.Table]) -> pa.Table:
+    """Raw data-quality rows (indicator format plus ``flag``) for the report's notes."""
+    rows: list[dict] = []
+    for r in data_quality(tables).to_pylist():
+        if r["check"] not in CHECKS or not r["unit_id"]:
+            continue
+        rows.append(
+            {
+                "indicator_id": f"dq_{r['check']}",
+                "period": r["period"],
+                "breakdown": "unit_id",
+                "level": r["unit_id"],
+                "numerator": r["numerator"],
+                "denominator": r["denominator"],
+                "value": r["value"],
+                "ci_low": None,
+                "ci_high": None,
+                "flag": bool(r["flag"]),
+            }
+        )
+    rows += _unlinked_procedures(tables)
+    rows.sort(key=lambda r: (r["indicator_id"], r["period"], r["level"]))
+    return pa.Table.from_pylist(rows, schema=_SCHEMA) if rows else _SCHEMA.empty_table()
+
+
+
+
+def protected_quality(tables: Mapping[str, ir.Table], rules: Any = None) -> pa.Table:
+    """The data-quality rows in indicator format, disclosure-controlled (what the web
+    shows and a stored run keeps as ``quality.parquet``)."""
+    from utfall.analytics.disclosure import apply_disclosure
+
+    return apply_disclosure(quality_results(tables), rules)
+
+
+def store_quality(tables: Mapping[str, ir.Table], run_dir: Path) -> None:
+    """Write ``quality.parquet`` (protected) into a stored run's folder."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(protected_quality(tables), Path(run_dir) / "quality.parquet")
+
+
+def stored_quality(run_dir: Path) -> pa.Table | None:
+    """The protected data-quality rows of a stored run, or None if it has none."""
+    import pyarrow.parquet as pq
+
+    path = Path(run_dir) / "quality.parquet"
+    return pq.read_table(path) if path.exists() else None
+
+
+__all__ = ["QualityThresholds", "data_quality", "protected_quality", "quality_for",
+           "quality_results", "store_quality", "stored_quality"]

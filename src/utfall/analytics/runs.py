@@ -172,6 +172,9 @@ def compute_and_store(engine: Engine, folder: Path | None = None, *,
     pq.write_table(regional, target / "regional.parquet")
     pq.write_table(points, target / "funnel.parquet")
     pq.write_table(curves, target / "funnel_curves.parquet")
+    from utfall.analytics.quality import store_quality  # data quality beside the indicators
+
+    store_quality(tables, target)
     run = read_stored_run(folder)
     assert run is not None
     return run

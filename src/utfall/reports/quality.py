@@ -17,12 +17,11 @@ nothing) is a list of units, not a count of persons: see :func:`silent_units`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import ibis.expr.types as ir
-import pyarrow as pa
 
-from utfall.analytics.schema import RESULT_SCHEMA
+from utfall.analytics.quality import CHECKS, quality_results
 
 QUALITY_TITLES: dict[str, dict[str, str]] = {
     "dq_uncoded_persons": {
@@ -43,81 +42,7 @@ QUALITY_TITLES: dict[str, dict[str, str]] = {
     },
 }
 
-_SCHEMA = RESULT_SCHEMA.append(pa.field("flag", pa.bool_()))
-CHECKS = ("uncoded_persons", "missing_main_dx", "volume_drop")
-
-
-def _unlinked_procedures(tables: Mapping[str, ir.Table]) -> list[dict]:
-    """Procedures matching no contact, per unit and year (raw counts)."""
-    contact = tables["contact"]
-    procedure = tables["procedure"]
-    c = contact.filter(contact.date.notnull())
-    ids = c.select("contact_id").distinct()
-    keys = c.select("person_key", "unit_id", "date").distinct()
-    p = procedure.filter(procedure.date.notnull())
-    q1 = p.left_join(ids, p.contact_id == ids.contact_id).select(
-        *[p[col] for col in p.columns], id_ok=ids.contact_id.notnull()
-    )
-    q2 = q1.left_join(
-        keys,
-        (q1.person_key == keys.person_key) & (q1.unit_id == keys.unit_id) & (q1.date == keys.date),
-    ).select(
-        q1.unit_id,
-        year=q1.date.year(),
-        hit=~(q1.id_ok | (q1.contact_id.isnull() & keys.person_key.notnull())),
-    )
-    agg = q2.group_by(["year", "unit_id"]).aggregate(
-        numerator=q2.hit.cast("int64").sum(), denominator=q2.count()
-    )
-    out = []
-    for r in agg.to_pyarrow().to_pylist():
-        den, num = int(r["denominator"]), int(r["numerator"] or 0)
-        out.append(
-            {
-                "indicator_id": "dq_procedure_unlinked",
-                "period": str(r["year"]),
-                "breakdown": "unit_id",
-                "level": r["unit_id"] or "unknown",
-                "numerator": num,
-                "denominator": den,
-                "value": num / den if den else None,
-                "ci_low": None,
-                "ci_high": None,
-                "flag": bool(den >= 5 and num / den >= 0.1),
-            }
-        )
-    return out
-
-
-def quality_results(tables: Mapping[str, ir.Table]) -> pa.Table:
-    """Raw data-quality rows (indicator format plus ``flag``) for the report's notes."""
-    rows: list[dict] = []
-    data_quality: Callable[..., pa.Table] | None
-    try:
-        from utfall.analytics.quality import data_quality
-    except ImportError:  # pragma: no cover - shipped by the indicator engine
-        data_quality = None
-    if data_quality is not None:
-        for r in data_quality(tables).to_pylist():
-            if r["check"] not in CHECKS or not r["unit_id"]:
-                continue
-            rows.append(
-                {
-                    "indicator_id": f"dq_{r['check']}",
-                    "period": r["period"],
-                    "breakdown": "unit_id",
-                    "level": r["unit_id"],
-                    "numerator": r["numerator"],
-                    "denominator": r["denominator"],
-                    "value": r["value"],
-                    "ci_low": None,
-                    "ci_high": None,
-                    "flag": bool(r["flag"]),
-                }
-            )
-    rows += _unlinked_procedures(tables)
-    rows.sort(key=lambda r: (r["indicator_id"], r["period"], r["level"]))
-    return pa.Table.from_pylist(rows, schema=_SCHEMA) if rows else _SCHEMA.empty_table()
+__all__ = ["CHECKS", "QUALITY_TITLES", "quality_results", "silent_units"]
 
 
 def silent_units(tables: Mapping[str, ir.Table]) -> dict[str, list[str]]:
