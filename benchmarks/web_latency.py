@@ -132,6 +132,30 @@ def _wrk(url: str, script: str, connections: int, seconds: int, threads: int) ->
             "socket_errors": errors.group(1) if errors else "", "raw": out}
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the uvicorn processes and by PostgreSQL
+    (its server processes on this machine): with other work on the machine, CPU per
+    request is the load-independent figure, latency and throughput are not."""
+    tick = os.sysconf("SC_CLK_TCK")
+    app = pg = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        pid, ppid = int(entry.name), int(fields[1])
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if pid == server_pid or ppid == server_pid:
+            app += used
+        elif comm.startswith("postgres"):
+            pg += used
+    return {"app": app, "postgres": pg}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=2000)
@@ -184,10 +208,20 @@ def main() -> int:
         results = {}
         for name, (url, script) in scenarios.items():
             _wrk(url, script, 4, 2, 1)  # warm-up
+            cpu_before = _cpu_seconds(server.pid)
             results[name] = _wrk(url, script, args.connections, args.seconds, args.threads)
+            cpu_after = _cpu_seconds(server.pid)
             r = results[name]
+            n = max(r["requests"], 1)
+            r["app_cpu_ms_per_request"] = 1000 * (cpu_after["app"] - cpu_before["app"]) / n
+            r["postgres_cpu_ms_per_request"] = 1000 * (
+                cpu_after["postgres"] - cpu_before["postgres"]) / n
+            r["load_average"] = list(os.getloadavg())
             print(f"{name:14s} p50 {r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  "
-                  f"{r['rps']:7.1f} req/s  non-2xx/3xx {r['non_2xx_3xx']}", flush=True)
+                  f"{r['rps']:7.1f} req/s  non-2xx/3xx {r['non_2xx_3xx']}  "
+                  f"CPU/request app {r['app_cpu_ms_per_request']:.1f} ms "
+                  f"PostgreSQL {r['postgres_cpu_ms_per_request']:.1f} ms  "
+                  f"load {r['load_average'][0]:.1f}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=20)

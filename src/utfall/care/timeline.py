@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -181,12 +182,19 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+@cache
 def _lt(label: labels.Label | None) -> LocalText | None:
+    """The LocalText of a label (one shared, read-only instance per label)."""
     return LocalText(sv=label.sv, en=label.en) if label else None
 
 
+@cache
+def _label(kind: str, code: str | None) -> LocalText | None:
+    return _lt(labels.lookup(kind, code))
+
+
 def _kind(kind: str) -> LocalText | None:
-    return _lt(labels.lookup("event_kind", kind))
+    return _label("event_kind", kind)
 
 
 def _unit_infos(conn: Connection, unit_ids: set[str | None]) -> dict[str | None, UnitInfo]:
@@ -207,7 +215,7 @@ def _where(units: dict[str | None, UnitInfo], unit_id: str | None) -> dict[str, 
     return {"unit_id": unit_id, "unit_name": info.name if info else None,
             "organisation": info.organisation if info else None,
             "principal_type": principal,
-            "principal_label": _lt(labels.lookup("principal_type", principal))}
+            "principal_label": _label("principal_type", principal)}
 
 
 def _definition(instrument: str) -> InstrumentDefinition | None:
@@ -412,8 +420,8 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
     contacts = []
     for r in contact_rows:
         dx = normalise_icd10(r.main_dx) if r.main_dx else None
-        dx_label = _lt(labels.dx_label(dx)) if dx else None
-        setting = _lt(labels.lookup("care_setting", r.contact_type))
+        dx_label = _label("dx", dx) if dx else None
+        setting = _label("care_setting", r.contact_type)
         group = codes.substance_groups.get(r.dx_group or "")
         title = (LocalText(sv=group["sv"], en=group["en"]) if group else dx_label or setting
                  or LocalText(sv="Besök", en="Visit"))
@@ -448,7 +456,7 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
             stage_label=_stage_label(programme, r.stage), kind_label=_kind("assessment"),
             score=r.score, subscores=subscores, band=r.band,
             band_label=band_label(definition, r.band), source=r.source,
-            source_label=_lt(labels.lookup("source", r.source)),
+            source_label=_label("source", r.source),
             title=definition.title if definition else LocalText(sv=r.instrument,
                                                                 en=r.instrument),
             **_where(units, r.unit_id)))

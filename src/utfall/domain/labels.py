@@ -160,6 +160,7 @@ def label(kind: str, code: str | None, locale: str = "sv", *,
     return found.get(locale) if found else str(code)
 
 
+@cache
 def dx_label(code: str | None) -> Label | None:
     """A readable ICD-10 diagnosis: ``F102`` → "Alkohol – beroendesyndrom"; a
     psychiatric group name for F20–F99 codes of interest; None when unknown."""
