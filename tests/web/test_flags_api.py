@@ -199,3 +199,32 @@ def test_pages(app: Any, flagged: dict[str, Any]) -> None:
         page_login(other, "ana")
         assert other.get("/inbox").status_code == 403
         assert other.get(history).status_code == 403
+
+
+def test_consented_municipality_sees_flag_and_history_but_cannot_change(
+        world: World, app: Any, login: Callable[[str], TestClient],
+        flagged: dict[str, Any]) -> None:
+    from tests.web.conftest import page_login
+    from utfall.store.models_access import Consent
+
+    with world.engine.begin() as conn:
+        conn.execute(Consent.__table__.insert().values(
+            person_key=flagged["both"], from_organisation_id=world.org["Region Syd"],
+            to_organisation_id=world.org["Malmö stad"], categories=["assessments"],
+            valid_from=dt.date(2025, 1, 1), form="written", recorded_by="clin",
+            recorded_unit_id="reg-ber", recorded_at=dt.datetime(2025, 1, 2, tzinfo=dt.UTC)))
+    soc = login("soc")
+    flags = soc.get(f"/api/persons/{flagged['both']}/flags").json()["flags"]
+    assert [f["code"] for f in flags] == ["suicidal_thoughts"]
+    assert soc.get(f"/api/assessments/{flagged['phq']}/history").status_code == 200
+    assert soc.post(f"/api/flags/{flags[0]['flag_id']}/acknowledge",
+                    json={"note": "Läst"}).status_code == 404  # the region's flag
+    assert soc.post(f"/api/assessments/{flagged['phq']}/void",
+                    json={"reason": "x"}).status_code == 403
+    with TestClient(app, raise_server_exceptions=False) as client:
+        page_login(client, "soc")
+        page = client.get(f"/persons/{flagged['both']}/assessments/{flagged['phq']}")
+        assert page.status_code == 200 and "PHQ-9" in page.text
+        assert "Rätta svaren" not in page.text and "Makulera" not in page.text
+        person = client.get(f"/persons/{flagged['both']}")
+        assert "Tankar på döden" in person.text and "/acknowledge" not in person.text

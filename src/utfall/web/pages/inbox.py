@@ -71,11 +71,17 @@ def person_flags(context: Any, person_key: str) -> list[dict[str, Any]]:
     if cache is None:
         cache = request.state.person_flags = {}
     if person_key not in cache:
+        from utfall.access.policy import unit_organisation, unit_organisations
         from utfall.care.flags import open_flags
 
         try:
             with request.app.state.engine.connect() as conn:
-                cache[person_key] = open_flags(conn, person_key, actor=principal.actor)
+                found = open_flags(conn, person_key, actor=principal.actor)
+                mine = unit_organisation(conn, principal.unit_id)
+                orgs = unit_organisations(conn)
+            for f in found:  # only the raising organisation acknowledges
+                f["own"] = mine is not None and orgs.get(f["unit_id"]) == mine[0]
+            cache[person_key] = found
         except Exception:
             cache[person_key] = []
     return list(cache[person_key])
@@ -211,6 +217,7 @@ def seen_post(request: Request, assessment_id: str,
 
 def _history_ctx(request: Request, principal: Principal, person_key: str, assessment_id: str,
                  **extra: Any) -> dict[str, Any]:
+    from utfall.access.policy import unit_organisation
     from utfall.care import CareError
     from utfall.care.corrections import assessment_history
     from utfall.instruments import UnknownInstrumentError, get_instrument
@@ -218,6 +225,8 @@ def _history_ctx(request: Request, principal: Principal, person_key: str, assess
     try:
         with request.app.state.engine.begin() as conn:
             view = assessment_history(conn, principal.actor, assessment_id)
+            mine = unit_organisation(conn, principal.unit_id)
+            theirs = unit_organisation(conn, view["unit_id"])
     except CareError:
         raise HTTPException(404) from None
     if view["person_key"] != person_key:
@@ -232,7 +241,10 @@ def _history_ctx(request: Request, principal: Principal, person_key: str, assess
     items = services.form_items(definition, answers) if definition else []
     return {"person_key": person_key, "view": view, "definition": definition,
             "items": items, "answers": answers, "errors": extra.pop("errors", {}),
-            "can_change": principal.role in RECORDERS and view["status"] != "voided",
+            # only the organisation that recorded it corrects it (the use case checks too)
+            "can_change": (principal.role in RECORDERS and view["status"] != "voided"
+                           and mine is not None and theirs is not None
+                           and mine[0] == theirs[0]),
             "prefix": "", **extra}
 
 
