@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -218,8 +220,7 @@ def collect(conn: Connection, unit_id: str | None, day: dt.date, *, horizon_days
                               care.get(enrolment.row_key), units)
         done, instruments = _completions(enrolment, prog, assessments.get(
             enrolment.person_key, []), siblings.get((enrolment.person_key, prog.id), []))
-        for row in schedule(SchedEnrolment(prog, enrolment.start_date, enrolment.end_date),
-                            done, day):
+        for row in _schedule(prog, enrolment.start_date, enrolment.end_date, done, day):
             owner = stage_owner[row.stage]
             if unit_id is not None and owner.unit_id != unit_id:
                 continue
@@ -246,6 +247,31 @@ def collect(conn: Connection, unit_id: str | None, day: dt.date, *, horizon_days
                 instruments=list(row.instruments),
                 instruments_done=sorted(instruments.get(row.stage_id, set()))))
     return out
+
+
+_SCHEDULES: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
+_SCHEDULES_MAX = 50_000
+_SCHEDULES_LOCK = threading.Lock()
+
+
+def _schedule(prog: Programme, start: dt.date, end: dt.date | None,
+              done: list[Completed], day: dt.date) -> list[Any]:
+    """:func:`utfall.followup.schedule`, remembered by its inputs (it is pure: the same
+    programme version, dates, completions and day give the same rows), so paging through
+    a long list does not schedule every enrolment again."""
+    key = (prog.id, prog.version, start, end,
+           tuple(sorted((c.stage, c.date) for c in done)), day)
+    with _SCHEDULES_LOCK:
+        rows = _SCHEDULES.get(key)
+        if rows is not None:
+            _SCHEDULES.move_to_end(key)
+            return rows
+    rows = schedule(SchedEnrolment(prog, start, end), done, day)
+    with _SCHEDULES_LOCK:
+        _SCHEDULES[key] = rows
+        while len(_SCHEDULES) > _SCHEDULES_MAX:
+            _SCHEDULES.popitem(last=False)
+    return rows
 
 
 def _owners(enrolment: Row[Any], prog: Programme, rows: Mapping[str, Row[Any]],
@@ -297,20 +323,30 @@ def related_persons(conn: Connection, unit_id: str, person_keys: Collection[str]
 
     if not person_keys:
         return set()
-    keys = set(person_keys)
+    keys = sorted(set(person_keys))
     horizon = day - dt.timedelta(days=FOLLOW_UP_DAYS)
-    found = set(conn.execute(select(CareRelation.person_key).where(
-        CareRelation.unit_id == unit_id, CareRelation.ended_at.is_(None),
-        CareRelation.valid_from <= day,
-        or_(CareRelation.valid_to.is_(None), CareRelation.valid_to >= day)).distinct()
-    ).scalars())
-    found.update(conn.execute(select(Contact.person_key).where(
-        Contact.unit_id == unit_id, Contact.date <= day,
-        func.coalesce(Contact.end_date, Contact.date) >= horizon).distinct()).scalars())
-    found.update(conn.execute(select(Enrolment.person_key).where(
-        Enrolment.unit_id == unit_id, Enrolment.start_date <= day,
-        or_(Enrolment.end_date.is_(None), Enrolment.end_date >= horizon)).distinct()).scalars())
-    return keys & found
+    found: set[str] = set()
+    for start in range(0, len(keys), 900):  # bound parameters per statement
+        chunk = keys[start:start + 900]
+        found.update(conn.execute(select(CareRelation.person_key).where(
+            CareRelation.person_key.in_(chunk), CareRelation.unit_id == unit_id,
+            CareRelation.ended_at.is_(None), CareRelation.valid_from <= day,
+            or_(CareRelation.valid_to.is_(None), CareRelation.valid_to >= day)).distinct()
+        ).scalars())
+        rest = [k for k in chunk if k not in found]
+        if rest:
+            found.update(conn.execute(select(Enrolment.person_key).where(
+                Enrolment.person_key.in_(rest), Enrolment.unit_id == unit_id,
+                Enrolment.start_date <= day,
+                or_(Enrolment.end_date.is_(None), Enrolment.end_date >= horizon)).distinct()
+            ).scalars())
+        rest = [k for k in chunk if k not in found]
+        if rest:
+            found.update(conn.execute(select(Contact.person_key).where(
+                Contact.person_key.in_(rest), Contact.unit_id == unit_id, Contact.date <= day,
+                func.coalesce(Contact.end_date, Contact.date) >= horizon).distinct()
+            ).scalars())
+    return found
 
 
 # ------------------------------------------------------------------ filter, sort, page
