@@ -141,8 +141,10 @@ def login(request: Request, form: dict[str, Any] = Depends(form_data)) -> Respon
         return login_form(request, status=401 if failed.code == "invalid" else 429,
                           error=t(f"web.login.{failed.code}", locale), username=username,
                           target=target)
-    if account.role in ("unit_manager", "analyst"):
-        request.app.state.results.warm(engine)
+    if account.role in ("unit_manager", "analyst"):  # load the stored run, never compute
+        from utfall.analytics.jobs import warm
+
+        warm()
     response = _redirect(target)
     start_session(request, response, token)
     set_cookie(request, response, DEVICE_COOKIE, new_device_cookie(secret(request), account.id),
