@@ -167,15 +167,21 @@ def compute_and_store(engine: Engine, folder: Path | None = None, *,
     step("funnels")
     points, curves = funnel_tables(release.results)
     step("store")
-    target = store_results(release.results, folder, extra={
-        "store_state": state, "data_until": as_of.isoformat()})
+    import datetime as dt
+    import uuid
+
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    target = folder / run_id
+    target.mkdir(parents=True, exist_ok=True)  # the extras first: LATEST is written last
     pq.write_table(regional, target / "regional.parquet")
     pq.write_table(points, target / "funnel.parquet")
     pq.write_table(curves, target / "funnel_curves.parquet")
     from utfall.analytics.quality import store_quality  # data quality beside the indicators
 
     store_quality(tables, target)
-    run = read_stored_run(folder)
+    store_results(release.results, folder, run_id=run_id, extra={
+        "store_state": state, "data_until": as_of.isoformat()})
+    run = read_stored_run(folder)  # loaded here, in the job, not by the next page
     assert run is not None
     return run
 
