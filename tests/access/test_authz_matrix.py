@@ -40,7 +40,8 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/session"),
           ("GET", "/api/self-report/{token}"), ("POST", "/api/self-report/{token}"),
           ("GET", "/login"), ("POST", "/login"), ("GET", "/login/oidc/{name}"),
           ("GET", "/login/oidc/{name}/callback"), ("GET", "/"), ("GET", "/lang/{code}"),
-          ("GET", "/r/{token}"), ("POST", "/r/{token}"), ("GET", "/api/redoc")}
+          ("GET", "/r/{token}"), ("POST", "/r/{token}"), ("GET", "/api/redoc"),
+          ("GET", "/min/{token}"), ("GET", "/api/own-view/{token}")}
 ANY_USER = {"any"}
 # role-level routes: the roles docs/security.md allows ("any": every logged-in user)
 ROLE_ROUTES: dict[tuple[str, str], set[str]] = {
@@ -74,11 +75,12 @@ ROLE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/runs"): {"admin"}, ("POST", "/admin/runs"): {"admin"},
     ("GET", "/admin/users"): {"admin"}, ("POST", "/admin/users"): {"admin"},
     ("GET", "/admin/users/{user_id}"): {"admin"}, ("POST", "/admin/users/{user_id}"): {"admin"},
+    ("POST", "/api/goals/{goal_id}/reviews"): RECORDERS,
 }
 # person-level routes that record: unit managers are refused (403) whoever the person is
 RECORDING = {"/assessments", "/enrolments", "/self-report-links", "/assess", "/enrol",
              "/sip", "/self-report", "/relations", "/emergency", "/emergency-access",
-             "/revoke"}
+             "/revoke", "/goals", "/own-view-links", "/own-link"}
 LAST = {("DELETE", "/api/session"), ("POST", "/logout")}
 EMERGENCY = {"/persons/{person_key}/emergency", "/api/persons/{person_key}/emergency-access"}
 
@@ -112,6 +114,8 @@ def _body(method: str, path: str, world: World, serial: int) -> dict:
         "/api/audit/reviews": {"date_from": _today(), "date_to": _today(), "findings": "ok",
                                "outcome": "ok"},
         "/api/session": {},
+        "/goals": {"domain": "health", "text": "Sova bättre"},
+        "/reviews": {"status": "partly"},
     }
     pages = {
         "/persons/search": {"identity_number": "197712242390"},
@@ -129,6 +133,7 @@ def _body(method: str, path: str, world: World, serial: int) -> dict:
         "/relations": {"unit_id": "soc-lund", "basis": "referral", "note": "Remiss"},
         "/unit": {"unit_id": "reg-ber"},
         "/review": {"findings": "ok", "outcome": "ok"},
+        "/goals": {"domain": "health", "text": "Sova bättre"},
     }
     table = api if path.startswith("/api/") else pages
     for suffix, body in table.items():

@@ -15,7 +15,7 @@ from tests.web.factory import P_BOTH, World
 
 PUBLIC = {("POST", "/api/session"), ("GET", "/api/instruments"),
           ("GET", "/api/instruments/{instrument_id}"), ("GET", "/api/self-report/{token}"),
-          ("POST", "/api/self-report/{token}")}
+          ("POST", "/api/self-report/{token}"), ("GET", "/api/own-view/{token}")}
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 UNITS_OF_REGION = {"reg-ber", "reg-laro"}
 UNITS_OF_MALMO = {"soc-malmo"}

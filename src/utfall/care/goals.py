@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import Connection, select
 
 from utfall.access.audit import Actor
-from utfall.care._common import CareError, Issue, access, get_person, now_utc
+from utfall.care._common import CareError, Issue, access, now_utc
 from utfall.store.models_goals import Goal, GoalReview
 
 MAX_TEXT = 1000
@@ -109,10 +109,9 @@ def _goal_row(conn: Connection, goal_id: int) -> Any:
 def add_goal(conn: Connection, actor: Actor, person_key: str, domain: str, text: str, *,
              enrolment_id: str | None = None, now: dt.datetime | None = None) -> int:
     """Record a goal of the person (staff at their unit); returns its id."""
-    domain, text = _check_goal(domain, text, "goal")
-    get_person(conn, person_key)
-    with conn.begin_nested():
-        access(conn, actor, person_key, "create", {"what": "goal", "domain": domain})
+    with conn.begin_nested():  # access first: the answer never depends on the input
+        access(conn, actor, person_key, "create", {"what": "goal", "domain": str(domain)})
+        domain, text = _check_goal(domain, text, "goal")
         return int(conn.execute(Goal.__table__.insert().values(
             person_key=person_key, unit_id=actor.unit_id or "", enrolment_id=enrolment_id,
             domain=domain, text=text, source="staff", recorded_by=actor.user,
