@@ -179,7 +179,9 @@ def main() -> int:
         [sys.executable, "-m", "uvicorn", "utfall.web.app:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
          "--log-level", "warning", "--no-access-log"],
-        env={**os.environ, **prep["env"]})
+        # no background indicator run in the workers while measuring (it would take the
+        # CPU the requests are measured on; a region runs it after imports, off-peak)
+        env={**os.environ, **prep["env"], "UTFALL_ANALYTICS_RUNS_POLL_SECONDS": "0"})
     try:
         for _ in range(900):  # up to 3 minutes: the workers start slowly on a busy machine
             try:
