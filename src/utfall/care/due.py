@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, select
 
-from utfall.access.audit import Actor
-from utfall.care._common import access, require_unit, unit_info
-from utfall.care.enrolment import stage_owners
-from utfall.care.persons import masked_identity
-from utfall.care.scheduling import completions
-from utfall.followup import Enrolment as SchedEnrolment
-from utfall.followup import UnknownProgrammeError, get_programme, local_today, schedule
+from utfall.access.audit import Actor, log_event
+from utfall.care._common import require_unit
+from utfall.followup import local_today
 from utfall.instruments.models import LocalText
-from utfall.store.models import Enrolment
-from utfall.store.models_care import CareEnrolment, CareStageOwner
+from utfall.store.models import Person, Unit
 
 PENDING = frozenset({"upcoming", "due", "overdue"})
 ORDER = {"overdue": 0, "due": 1, "upcoming": 2, "missed": 3, "done_late": 4,
@@ -63,19 +57,6 @@ def _today(today: dt.date | dt.datetime | None) -> dt.date:
     return today
 
 
-def _candidates(conn: Connection, unit_id: str | None, today: dt.date) -> list[Any]:
-    e = Enrolment.__table__
-    query = select(e).where(or_(e.c.end_date.is_(None),
-                                e.c.end_date >= today - ENDED_LOOKBACK))
-    if unit_id is not None:
-        owned = select(CareStageOwner.enrolment_id).where(CareStageOwner.unit_id == unit_id)
-        municipal = select(CareEnrolment.enrolment_id).where(
-            CareEnrolment.municipal_unit_id == unit_id)
-        query = query.where(or_(e.c.unit_id == unit_id, e.c.row_key.in_(owned),
-                                e.c.row_key.in_(municipal)))
-    return list(conn.execute(query.order_by(e.c.start_date, e.c.row_key)))
-
-
 def due_list(conn: Connection, actor: Actor, *, unit_id: str | None = None,
              principal: str | None = None, worker: str | None = None,
              today: dt.date | dt.datetime | None = None,
@@ -90,72 +71,61 @@ def due_list(conn: Connection, actor: Actor, *, unit_id: str | None = None,
     responsible worker. Upcoming stages are listed from ``horizon_days`` before their
     window opens; stages settled (done, or missed) more than ``lookback_days`` ago are
     left out (None keeps them); ended enrolments show only stages still pending, and
-    their post-discharge stages from the discharge on (whatever the horizon). Every
-    person listed is checked with the access policy and the read is audited.
+    their post-discharge stages from the discharge on (whatever the horizon). Persons
+    without a care relation to the unit are left out; every person listed is audited.
+    Read in bulk by :func:`utfall.care.worklist.collect` (a fixed number of queries);
+    for one page of a long list use :func:`utfall.care.worklist.worklist_page`.
     """
-    from utfall.access.policy import AccessDenied, require_unit_scope
+    from utfall.access.policy import require_unit_scope
+    from utfall.care.worklist import collect, related_persons
 
     day = _today(today)
     unit_id = unit_id if unit_id is not None else actor.unit_id
     require_unit_scope(conn, actor, unit_id)
     if unit_id is not None:
         require_unit(conn, unit_id)
-    horizon = day + dt.timedelta(days=horizon_days)
-    oldest = day - dt.timedelta(days=lookback_days) if lookback_days is not None else None
-    names: dict[str | None, str | None] = {}
-    by_person: dict[str, list[DueItem]] = {}
-    for enrolment in _candidates(conn, unit_id, day):
-        try:
-            prog = get_programme(enrolment.programme)
-        except UnknownProgrammeError:
-            continue
-        owners = stage_owners(conn, enrolment, prog)
-        done, instruments = completions(conn, enrolment, prog)
-        rows = schedule(SchedEnrolment(prog, enrolment.start_date, enrolment.end_date), done, day)
-        for row in rows:
-            owner = owners[row.stage]
-            if unit_id is not None and owner.unit_id != unit_id:
-                continue
-            if principal is not None and owner.principal_type != principal:
-                continue
-            if worker is not None and owner.worker != worker:
-                continue
-            if statuses is not None and row.status not in statuses:
-                continue
-            # a stage after discharge (e.g. the municipality's 6-month follow-up) is on
-            # the owner's list from the discharge on: the handover is visible at once
-            after_end = (enrolment.end_date is not None and row.due_date is not None
-                         and row.due_date > enrolment.end_date)
-            if row.status == "upcoming" and not after_end and (
-                    row.window_start is None or row.window_start > horizon):
-                continue
-            if enrolment.end_date is not None and row.status not in PENDING:
-                continue
-            settled = row.completed_on or (row.overdue_until if row.status == "missed" else None)
-            if oldest is not None and settled is not None and settled < oldest:
-                continue
-            if owner.unit_id not in names:
-                info = unit_info(conn, owner.unit_id)
-                names[owner.unit_id] = info.name if info else None
-            by_person.setdefault(enrolment.person_key, []).append(DueItem(
-                enrolment_id=enrolment.row_key, person_key=enrolment.person_key, person="",
-                programme=prog.id, programme_title=prog.title, stage_id=row.stage_id,
-                stage=row.stage, title=row.title, status=row.status, due_date=row.due_date,
-                window_start=row.window_start, window_end=row.window_end,
-                overdue_until=row.overdue_until, completed_on=row.completed_on,
-                responsible=owner.responsible, principal_type=owner.principal_type,
-                unit_id=owner.unit_id, unit_name=names[owner.unit_id], worker=owner.worker,
-                method=row.method, instruments=row.instruments,
-                instruments_done=sorted(instruments.get(row.stage_id, set()))))
-    out: list[DueItem] = []
-    for person_key, items in by_person.items():
-        try:
-            access(conn, actor, person_key, "read",
-                   {"what": "due_list", "unit_id": unit_id, "stages": len(items)})
-        except AccessDenied:
-            continue
-        label = masked_identity(conn, person_key)
-        out.extend(item.model_copy(update={"person": label}) for item in items)
+    rows = [r for r in collect(conn, unit_id, day, horizon_days=horizon_days,
+                               lookback_days=lookback_days)
+            if (principal is None or r.principal_type == principal)
+            and (worker is None or r.worker == worker)
+            and (statuses is None or r.status in statuses)]
+    if actor.role != "system":
+        allowed = related_persons(conn, str(unit_id), {r.person_key for r in rows}, day)
+        rows = [r for r in rows if r.person_key in allowed]
+    per: dict[str, int] = {}
+    for r in rows:
+        per[r.person_key] = per.get(r.person_key, 0) + 1
+    for person_key, n in per.items():
+        log_event(conn, actor, "read", person_key,
+                  {"what": "due_list", "unit_id": unit_id, "stages": n})
+    labels = _masked(conn, per)
+    names = dict(conn.execute(select(Unit.unit_id, Unit.name)).all()) if rows else {}
+    out = [DueItem(
+        enrolment_id=r.enrolment_id, person_key=r.person_key,
+        person=labels.get(r.person_key, ""), programme=r.programme,
+        programme_title=r.programme_title, stage_id=r.stage_id, stage=r.stage, title=r.title,
+        status=r.status, due_date=r.due_date, window_start=r.window_start,
+        window_end=r.window_end, overdue_until=r.overdue_until, completed_on=r.completed_on,
+        responsible=r.responsible, principal_type=r.principal_type, unit_id=r.unit_id,
+        unit_name=names.get(r.unit_id or ""), worker=r.worker, method=r.method,
+        instruments=r.instruments, instruments_done=r.instruments_done) for r in rows]
     out.sort(key=lambda i: (ORDER.get(i.status, 9), i.due_date or dt.date.max, i.person,
                             i.stage_id))
+    return out
+
+
+def _masked(conn: Connection, keys: Collection[str]) -> dict[str, str]:
+    """``YYYYMMDD-****`` per person (decrypted in memory only)."""
+    from utfall.access.pseudonym import IdentityVault
+    from utfall.config import get_settings
+
+    if not keys:
+        return {}
+    vault = IdentityVault(get_settings().effective_encryption_key)
+    out: dict[str, str] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 900):
+        for key, pnr in conn.execute(select(Person.person_key, Person.pnr_encrypted).where(
+                Person.person_key.in_(ordered[start:start + 900]))):
+            out[key] = f"{vault.decrypt(pnr)[:8]}-****"
     return out

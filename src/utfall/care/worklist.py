@@ -423,6 +423,13 @@ def _visible(conn: Connection, actor: Actor, unit_id: str | None, day: dt.date
     return [r for r in rows if r.person_key in allowed]
 
 
+def unit_rows(conn: Connection, actor: Actor, unit_id: str | None, day: dt.date
+              ) -> list[Row_]:
+    """Every stage on the unit's list the actor may see (unit scope and care relations
+    checked; not logged: for counts that show no person, e.g. dashboard coverage)."""
+    return _visible(conn, actor, unit_id, day)
+
+
 def _options(rows: list[Row_], conn: Connection, unit_id: str | None
              ) -> tuple[list[tuple[str, LocalText]], list[tuple[str, list[LocalText]]],
                         list[tuple[str, str]]]:
