@@ -27,7 +27,7 @@ from utfall.care.selfreport import is_submitted, load_draft, raised_flags, save_
 from utfall.store.models import AuditEvent
 from utfall.store.models_care import SelfReportToken
 
-from .conftest import CLINICIAN, PNR_WOMAN, SOCIAL, START
+from .conftest import CLINICIAN, LIFE, PNR_WOMAN, SOCIAL, START
 
 NOW = dt.datetime(2025, 7, 10, 8, 0, tzinfo=dt.UTC)
 WHO5 = {f"item_{i}": 3 for i in range(1, 6)}
@@ -105,8 +105,8 @@ def test_own_view_link_open_and_revoke(engine: Engine) -> None:
     key, enrolment = _person(engine)
     with engine.begin() as conn:
         token = issue_self_report_link(conn, CLINICIAN, enrolment, "month-6",
-                                       instruments=["who-5"], now=NOW)
-        submit_self_report(conn, token, WHO5, now=NOW)
+                                       instruments=["who-5", "life-situation"], now=NOW)
+        submit_self_report(conn, token, {"who-5": WHO5, "life-situation": LIFE}, now=NOW)
         add_goal(conn, CLINICIAN, key, "housing", "Eget boende", now=NOW)
         link = issue_own_view_link(conn, CLINICIAN, key, now=NOW)
         assert key not in link and PNR_WOMAN not in link
@@ -116,6 +116,9 @@ def test_own_view_link_open_and_revoke(engine: Engine) -> None:
         point = view.series[0].points[0]
         assert point["value"] == 15 and point["band_label"]["sv"].startswith("Du har")
         assert [g.text for g in view.goals] == ["Eget boende"]
+        profile = {p["measure"]: p for p in view.profile}
+        assert profile["housing"]["value"] == 1 and profile["quality_of_life"]["value"] == 8
+        assert profile["housing"]["label"]["sv"].startswith("Boende")
         actors = conn.execute(select(AuditEvent.__table__.c.role).where(
             AuditEvent.__table__.c.person_key == key,
             cast(AuditEvent.__table__.c.detail, String).like("%own_view%"))).scalars().all()

@@ -141,3 +141,10 @@ def test_a_step_whose_question_is_unanswered_leads_back(login, anon: TestClient,
     page = anon.get(f"/r/{token}?steg=2")  # AUDIT-C item 1 not answered yet
     assert "Steg 1 av 3" in page.text and 'name="audit-c:item_1"' in page.text
     assert 'name="audit-c:item_2"' not in page.text
+
+
+def test_personal_link_tokens_never_reach_a_log() -> None:
+    from utfall.web.security import redact
+
+    assert "secret-token" not in redact("GET /min/secret-token HTTP/1.1")
+    assert "secret-token" not in redact("GET /api/own-view/secret-token?lang=en")
