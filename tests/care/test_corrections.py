@@ -143,3 +143,25 @@ def test_colleague_same_organisation_may_correct(engine: Engine) -> None:
     with engine.begin() as conn:
         out = correct_assessment(conn, COLLEAGUE, phq, PHQ | {"item_1": 3}, "Felskrivning")
     assert out["previous"][0]["changed_by"] == "dr.b"
+
+
+@pytest.mark.postgres
+def test_flags_and_corrections_postgres(settings: object, pg_url: str) -> None:
+    from utfall.care.flags import acknowledge_flag
+    from utfall.store.db import get_engine
+
+    from .conftest import seed
+
+    engine = get_engine(pg_url)
+    seed(engine)
+    key, _, phq = _setup(engine)
+    with engine.begin() as conn:
+        correct_assessment(conn, CLINICIAN, phq, PHQ | {"item_9": 1}, "Fel svar")
+        flag = open_flags(conn, key)[0]
+        acknowledge_flag(conn, CLINICIAN, flag["flag_id"], "Bedömt")
+        assert open_flags(conn, key) == []
+        void_assessment(conn, CLINICIAN, phq, "Fel person")
+        history = assessment_history(conn, CLINICIAN, phq)
+    assert history["status"] == "voided" and history["previous"][0]["score"] == 8
+    assert [f["status"] for f in history["flags"]] == ["acknowledged"]
+    assert len(canonical_tables(engine)["assessment"]) == 0
