@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
-from utfall.web.formats import percent
+from utfall.web.formats import number, percent
 
 PALETTE = ("#1f5f99", "#b3541e", "#2e7d32", "#6a3d9a", "#8c6d1f", "#c2185b", "#00796b",
            "#5d4037", "#455a64")
@@ -54,7 +54,7 @@ def trend_svg(series: Sequence[dict[str, Any]], periods: Sequence[str], title: s
         return top + (h - top - bottom) * (1 - (v - lo) / (hi - lo))
 
     def fmt(v: float) -> str:
-        return percent(v, locale) if share else f"{v:.3g}"
+        return percent(v, locale) if share else number(v, 1, locale)
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h + 24 * len(series)}" '
            f'role="img" aria-labelledby="trend-title" class="chart-svg">',

@@ -86,6 +86,10 @@ def level_labeller(breakdown: str, units: dict[str, dict[str, str]], locale: str
             return t(f"web.person.sex.{level}", locale)
         if breakdown == "dx_group":
             return group_label(level, locale)
+        if breakdown == "municipality":
+            key = f"analytics.municipality.{level}"
+            name = t(key, locale)
+            return name if name != key else t("analytics.municipality.other", locale, code=level)
         if breakdown == "age_band":
             return t("analytics.age_band", locale, band=level.replace("-", "–"))
         return level
@@ -116,7 +120,7 @@ def ci_text(kind: str, row: dict[str, Any], locale: str) -> str:
         return ""
     if kind in ("proportion", "retention", "time_to_share"):
         return f"{number(lo * 100, 1, locale)}–{percent(hi, locale)}"
-    return f"{shown(row.get('ci_low_display'), locale)}–{shown(row.get('ci_high_display'), locale)}"
+    return f"{number(lo, 1, locale)}–{number(hi, 1, locale)}"
 
 
 def _kind(indicator_id: str) -> str:
