@@ -163,6 +163,13 @@ def test_analyst_explores_downloads_and_finds_the_outlier(server: str, browser) 
     page.screenshot(path=str(SHOTS / "funnel-desktop.png"), full_page=True)
     phone.goto(page.url)
     phone.screenshot(path=str(SHOTS / "funnel-390.png"), full_page=True)
+    # like with like: among the specialist outpatient clinics it is the one outlier
+    page.get_by_label("Vårdnivå", exact=True).select_option("specialist_outpatient")
+    page.get_by_role("button", name="Visa").click()
+    page.wait_for_url(re.compile(r".*care_level=specialist_outpatient.*"))
+    outliers = {r[0] for r in _screen_table(page, "#funnel-table")[1:]
+                if r[-1] == "under 99,8 %-gränsen"}
+    assert outliers == {PLANTED_NAME}
     # the same for organisations and principals
     page.goto(f"{server}/analytics/funnel?indicator=kva_au119&by=organisation&year=2019")
     assert page.locator("#funnel-table th[scope=row]", has_text="Region Skåne").count() == 1

@@ -306,6 +306,7 @@ def _xlsx(view: dict[str, Any], notes: list[str], locale: str) -> bytes:
 
 @router.get("/analytics/funnel", response_class=HTMLResponse)
 def funnel_page(request: Request, indicator: str = "", by: str = "unit_id", year: str = "",
+                care_level: str = "",
                 principal: Principal = Depends(needs_role(*ANALYSTS))) -> Response:
     """Funnel plot of one indicator for units, organisations or principal types, for an
     explicitly chosen (and shown) year; every point named, outliers in words."""
@@ -321,10 +322,17 @@ def funnel_page(request: Request, indicator: str = "", by: str = "unit_id", year
     by = by if by in FUNNEL_BREAKDOWNS else "unit_id"
     units = _units(request)
     label = level_labeller(by, units, locale)
+    levels = sorted({u["care_level"] for u in units.values() if u["care_level"]})
+    care_level = care_level if by == "unit_id" and care_level in levels else ""
     ctx.update({"proportions": proportions, "chosen": chosen, "by": by,
-                "bys": FUNNEL_BREAKDOWNS, "view": None, "funnel_svg": "", "rows": []})
+                "bys": FUNNEL_BREAKDOWNS, "view": None, "funnel_svg": "", "rows": [],
+                "care_levels": [(c, t(f"analytics.care_level.{c}", locale)) for c in levels],
+                "care_level": care_level})
     if run is not None:
         view = funnel_view(run, chosen.id, by, year or None)
+        if care_level:  # like with like: only units of one care level (same limits)
+            view["points"] = [p for p in view["points"]
+                              if units.get(str(p["level"]), {}).get("care_level") == care_level]
         ctx["view"] = view
         if view["year"] is not None:
             def verdict(flag: str) -> str:
