@@ -269,16 +269,11 @@ def domain_profile(assessments: list[AssessmentEntry]) -> list[ProfilePoint]:
     return sorted(points, key=lambda p: (p.date, p.instrument, p.measure))
 
 
-def _goals(conn: Connection, assessments: list[AssessmentEntry]) -> list[Goal]:
-    ids = [a.assessment_id for a in assessments if a.instrument == LIFE_SITUATION]
-    if not ids:
-        return []
-    table = Assessment.__table__
-    answers = {r.row_key: _json(r.answers) or {} for r in conn.execute(
-        select(table.c.row_key, table.c.answers).where(table.c.row_key.in_(ids)))}
+def _goals(answers: dict[str, Any], assessments: list[AssessmentEntry]) -> list[Goal]:
+    """Own goals from the life-situation answers already read with the assessments."""
     goals = []
     for a in assessments:
-        if a.assessment_id not in answers:
+        if a.instrument != LIFE_SITUATION or a.assessment_id not in answers:
             continue
         given = answers[a.assessment_id]
         text = given.get(GOAL_ITEM)
@@ -341,15 +336,19 @@ def _phase_items(row: Any, events: list[Any]) -> list[PhaseItem]:
 
 def _enrolment_rows(conn: Connection, person_key: str
                     ) -> tuple[list[Any], dict[str, Any], dict[str, list[Any]]]:
-    """Enrolments, their care rows and phase events: three queries, whatever the count."""
+    """Enrolments with their care rows (one query) and phase events (one more when
+    there are enrolments), whatever the count."""
     e = Enrolment.__table__
-    rows = list(conn.execute(select(e).where(e.c.person_key == person_key)
-                             .order_by(e.c.start_date)))
+    ce = CareEnrolment.__table__
+    rows = list(conn.execute(
+        select(e, ce.c.enrolment_id.label("care_enrolment_id"), ce.c.responsible_worker,
+               ce.c.municipal_unit_id)
+        .outerjoin(ce, ce.c.enrolment_id == e.c.row_key)
+        .where(e.c.person_key == person_key).order_by(e.c.start_date)))
     if not rows:
         return [], {}, {}
     ids = [r.row_key for r in rows]
-    care = {r.enrolment_id: r for r in conn.execute(
-        select(CareEnrolment.__table__).where(CareEnrolment.enrolment_id.in_(ids)))}
+    care = {r.row_key: r for r in rows if r.care_enrolment_id is not None}
     ev = CarePhaseEvent.__table__
     events: dict[str, list[Any]] = {}
     for r in conn.execute(select(ev).where(ev.c.enrolment_id.in_(ids))
@@ -475,7 +474,9 @@ def timeline(conn: Connection, actor: Actor, person_key: str, *,
     return Timeline(
         person_key=person_key, sex=person.sex, birth_year=person.birth_date.year,
         enrolments=enrolments, contacts=contacts, interventions=interventions,
-        medications=medications, assessments=assessments, goals=_goals(conn, assessments),
+        medications=medications, assessments=assessments,
+        goals=_goals({r.row_key: _json(r.answers) or {} for r in assessment_rows
+                      if r.instrument == LIFE_SITUATION}, assessments),
         profile=domain_profile(assessments), hidden=total - shown, emergency=emergency)
 
 
