@@ -250,10 +250,34 @@ def protected_quality(tables: Mapping[str, ir.Table], rules: Any = None) -> pa.T
 
 
 def store_quality(tables: Mapping[str, ir.Table], run_dir: Path) -> None:
-    """Write ``quality.parquet`` (protected) into a stored run's folder."""
+    """Write ``quality.parquet`` (protected) and ``silent_units.json`` (units without any
+    contact, per year) into a stored run's folder."""
+    import json
+
     import pyarrow.parquet as pq
 
     pq.write_table(protected_quality(tables), Path(run_dir) / "quality.parquet")
+    (Path(run_dir) / "silent_units.json").write_text(
+        json.dumps(silent_units(tables), ensure_ascii=False), encoding="utf-8")
+
+
+def silent_units(tables: Mapping[str, ir.Table]) -> dict[str, list[str]]:
+    """Per year, the units in the ``unit`` table with no contact at all (register coverage)."""
+    contact = tables["contact"]
+    c = contact.filter(contact.date.notnull())
+    seen = c.select("unit_id", year=c.date.year()).distinct().to_pyarrow().to_pylist()
+    units = tables["unit"].select("unit_id").to_pyarrow()["unit_id"].to_pylist()
+    years = sorted({r["year"] for r in seen})
+    active = {(r["unit_id"], r["year"]) for r in seen}
+    return {str(y): sorted(u for u in units if u and (u, y) not in active) for y in years}
+
+
+def stored_silent_units(run_dir: Path) -> dict[str, list[str]] | None:
+    """The silent units stored with a run, or None."""
+    import json
+
+    path = Path(run_dir) / "silent_units.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def stored_quality(run_dir: Path) -> pa.Table | None:

@@ -176,16 +176,32 @@ def check_output(out: Path) -> None:
                                  param_hint="--out")
 
 
-def _stored_run(database: str | None) -> tuple[Any, Any] | None:
-    """The stored run of the store's current state (protected results and regional
-    table), or None when there is none yet (then the report computes the release)."""
-    from utfall.analytics.runs import latest_release
-    from utfall.store.db import get_engine
+def _stored_run(database: str | None) -> tuple[Any, dict[str, Any]]:
+    """The stored run of the store's current state: ``(protected results, regional
+    table)`` or None when there is none yet (then the report computes the release), and
+    the run's stored data quality and the unit names when the run has them."""
+    from sqlalchemy import text
+
+    from utfall.analytics.quality import stored_quality, stored_silent_units
+    from utfall.analytics.runs import latest_release, latest_run_id, runs_folder
+    from utfall.store.db import ensure_schema, get_engine
 
     try:
-        return latest_release(get_engine(database), compute=False)
+        engine = get_engine(database)
+        ensure_schema(engine)
+        stored = latest_release(engine, compute=False)
+        if stored is None:
+            return None, {}
+        run_dir = runs_folder() / str(latest_run_id())
+        quality, silent = stored_quality(run_dir), stored_silent_units(run_dir)
+        if quality is None or silent is None:
+            return stored, {}
+        with engine.connect() as conn:
+            names = {str(u): str(n or u) for u, n in
+                     conn.execute(text("SELECT unit_id, name FROM unit")).tuples()}
+        return stored, {"stored_quality": (quality, silent), "unit_names": names}
     except Exception:
-        return None
+        return None, {}
 
 
 @report_app.command("full")
@@ -238,14 +254,18 @@ def full(
     if unknown:  # before anything is computed
         raise _fail(f"okänd indikator / unknown indicator: {', '.join(unknown)}")
     try:
-        tables, label = load_tables(data, database)
         raw = stored = None
+        extra: dict[str, Any] = {}
+        if results is None and data == "store" and not no_indicators:
+            stored, extra = _stored_run(database)
+        if extra:  # the stored run has everything: only the unit names are read
+            tables, label = {}, "store"
+        else:
+            tables, label = load_tables(data, database)
         if results is not None:
             from utfall.analytics.executor.run import load_results
 
             raw, _meta = load_results(results)
-        elif data == "store" and not no_indicators:
-            stored = _stored_run(database)
         with indicator_progress(catalogue, locale.value) as advance:
             report = build_report(
                 tables,
@@ -255,6 +275,7 @@ def full(
                 indicators=ids,
                 source=label,
                 progress=advance,
+                **extra,
             )
     except DataError as exc:
         raise _fail(str(exc)) from None

@@ -17,11 +17,7 @@ nothing) is a list of units, not a count of persons: see :func:`silent_units`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import ibis.expr.types as ir
-
-from utfall.analytics.quality import CHECKS, quality_results
+from utfall.analytics.quality import CHECKS, quality_results, silent_units
 
 QUALITY_TITLES: dict[str, dict[str, str]] = {
     "dq_uncoded_persons": {
@@ -43,14 +39,3 @@ QUALITY_TITLES: dict[str, dict[str, str]] = {
 }
 
 __all__ = ["CHECKS", "QUALITY_TITLES", "quality_results", "silent_units"]
-
-
-def silent_units(tables: Mapping[str, ir.Table]) -> dict[str, list[str]]:
-    """Per year, the units in the ``unit`` table with no contact at all (register coverage)."""
-    contact = tables["contact"]
-    c = contact.filter(contact.date.notnull())
-    seen = c.select("unit_id", year=c.date.year()).distinct().to_pyarrow().to_pylist()
-    units = tables["unit"].select("unit_id").to_pyarrow()["unit_id"].to_pylist()
-    years = sorted({r["year"] for r in seen})
-    active = {(r["unit_id"], r["year"]) for r in seen}
-    return {str(y): sorted(u for u in units if u and (u, y) not in active) for y in years}

@@ -247,6 +247,8 @@ def build_report(
     source: str = "",
     progress: Callable[[str], None] | None = None,
     stored: tuple[pa.Table, pa.Table] | None = None,
+    stored_quality: tuple[pa.Table, dict[str, list[str]]] | None = None,
+    unit_names: dict[str, str] | None = None,
 ) -> Report:
     """Compute and protect everything the report shows.
 
@@ -254,6 +256,8 @@ def build_report(
     (``utfall.analytics.runs.latest_release``) — nothing is recomputed. Otherwise
     ``results`` are indicator results (computed as one protected release when None and
     ``compute``); raw ones are passed through :func:`apply_disclosure` here.
+    ``stored_quality``: the run's protected data-quality rows and silent units
+    (``utfall.analytics.quality.stored_quality``), so ``tables`` need not be read.
     """
     rules = rules or load_rules()
     notes: list[str] = []
@@ -294,16 +298,21 @@ def build_report(
         protected = results if is_protected(results) else apply_disclosure(results, rules)
     if protected is None:
         notes.append("no_indicators")
+    if stored_quality is not None:
+        quality, silent = _restamp(stored_quality[0], rules), stored_quality[1]
+    else:
+        quality = apply_disclosure(quality_results(tables), rules)
+        silent = silent_units(tables)
     return Report(
         regional=regional if regional is not None else regional_table(tables, rules),
         results=protected,
-        quality=apply_disclosure(quality_results(tables), rules),
+        quality=quality,
         rules=rules,
         source=source,
         catalogue_version=catalogue_version,
-        unit_names=_unit_names(tables),
+        unit_names=unit_names if unit_names is not None else _unit_names(tables),
         notes=notes,
-        silent_units=silent_units(tables),
+        silent_units=silent,
     )
 
 

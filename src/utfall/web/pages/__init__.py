@@ -28,3 +28,6 @@ router.include_router(inbox.router)
 from utfall.web.pages import enrolments  # noqa: E402  (phase changes and discharge)
 
 router.include_router(enrolments.router)
+from utfall.web.pages import quality  # noqa: E402  (gaps, data quality, training)
+
+router.include_router(quality.router)
