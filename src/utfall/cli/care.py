@@ -305,26 +305,39 @@ def timeline_command(
     for column in ("Datum / date", "Typ / kind", "Vad / what", "Värde / value", "Enhet / unit",
                    "Huvudman / principal"):
         table.add_column(column)
+    def text(value: Any, fallback: str = "") -> str:
+        """A label's text in the chosen language (the code only when none is known)."""
+        if value is None:
+            return fallback
+        return str(value.en if en else value.sv)
+
     for entry in tl.entries():
-        title = entry.title.en if en else entry.title.sv
+        title = text(entry.title)
         value = ""
         if isinstance(entry, AssessmentEntry):  # kind "assessment"
-            band = entry.band_label.en if en and entry.band_label else (
-                entry.band_label.sv if entry.band_label else entry.band or "")
-            total = "" if entry.score is None else f"{entry.score:g}"
-            value = f"{total} {band}".strip() + (f" ({entry.stage})" if entry.stage else "")
+            band = text(entry.band_label, entry.band or "")
+            total = "" if entry.score is None else f"{entry.score:g}".replace(
+                ".", "." if en else ",")
+            stage = text(entry.stage_label, entry.stage or "")
+            value = f"{total} {band}".strip() + (f" ({stage})" if stage else "")
         elif isinstance(entry, EnrolmentEntry):  # kind "enrolment"
-            phases = " → ".join(p.phase for p in entry.phases)
-            end = f" – {entry.end_date} {entry.end_reason}" if entry.end_date else ""
+            phases = " → ".join(text(p.name, p.phase) for p in entry.phases)
+            end = f" – {entry.end_date} {text(entry.end_reason_label, entry.end_reason or '')}" \
+                if entry.end_date else ""
             value = f"{phases}{end}".strip()
         elif isinstance(entry, InterventionEntry):  # kind "procedure"
-            value = entry.kva_code
+            value = f"({entry.kva_code})"
         elif isinstance(entry, MedicationEntry):  # kind "medication"
-            value = f"{entry.atc} {entry.atc_class or ''}".strip()
+            value = f"({entry.atc})"
         elif isinstance(entry, ContactEntry):  # kind "contact"
-            value = entry.main_dx or entry.contact_type
-        table.add_row(str(entry.date), entry.kind, title, value, entry.unit_name or "–",
-                      entry.principal_type or "–")
+            value = text(entry.setting_label, entry.contact_type)
+            if entry.dx_label is not None and text(entry.dx_label) != title:
+                value += f" · {text(entry.dx_label)}"
+            if entry.dx_code:
+                value += f" ({entry.dx_code})"
+        table.add_row(str(entry.date), text(entry.kind_label, entry.kind), title, value,
+                      entry.unit_name or "–", text(entry.principal_label,
+                                                   entry.principal_type or "–"))
     console.print(table)
     for goal in tl.goals:
         console.print(f"Mål / goal {goal.date}: {goal.text or '–'} "
