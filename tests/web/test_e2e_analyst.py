@@ -191,6 +191,7 @@ def test_manager_dashboard_in_swedish_formats(server: str, browser) -> None:
     assert re.search(r"\d+,\d\xa0%", text) or re.search(r"\d+,\d %", text)
     assert not re.search(r"\d\.\d %", text)  # no English decimal points
     au119 = next(r for r in rows if r[0].startswith("Strukturerad bedömning"))
+    assert len(au119) == 7  # indicator, year, numerator, denominator, unit, region, verdict
     assert au119[6].startswith("under ") and au119[6].endswith("%-gränsen")  # planted finding
     kpi = page.locator(".kpi .big").inner_text()
     assert kpi == "–" or re.fullmatch(r"\d+,\d\xa0%", kpi)
