@@ -10,8 +10,8 @@ from sqlalchemy import Connection, or_, select
 
 from utfall.access.audit import Actor
 from utfall.care.scheduling import completions
-from utfall.followup import UnknownProgrammeError, get_programme, local_today, schedule
 from utfall.followup import Enrolment as SchedEnrolment
+from utfall.followup import UnknownProgrammeError, get_programme, local_today, schedule
 from utfall.instruments.models import LocalText
 from utfall.store.models import Enrolment
 
