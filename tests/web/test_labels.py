@@ -199,6 +199,7 @@ def test_swedish_pages_show_no_raw_codes(world, app, demo_person) -> None:
         "assess-life": f"/persons/{key}/assess?instrument=life-situation",
         "enrol": f"/persons/{key}/enrol",
         "enrol-laro": f"/persons/{key}/enrol?programme=laro",
+        "access-log": f"/persons/{key}/access-log",
     }
     problems = {}
     with TestClient(app) as client:
