@@ -184,11 +184,10 @@ def _stored_run(database: str | None) -> tuple[Any, dict[str, Any]]:
 
     from utfall.analytics.quality import stored_quality, stored_silent_units
     from utfall.analytics.runs import latest_release, latest_run_id, runs_folder
-    from utfall.store.db import ensure_schema, get_engine
+    from utfall.store.db import get_engine
 
     try:
         engine = get_engine(database)
-        ensure_schema(engine)
         stored = latest_release(engine, compute=False)
         if stored is None:
             return None, {}

@@ -71,11 +71,12 @@ def trend_chart(
     locale: str = "sv",
     target: float | None = None,
 ) -> str | None:
-    """Lines of ``value`` by ``period`` per ``series`` (units, plus the region as a whole).
+    """Lines of ``value`` by ``period``: the region (first series) thick and black, every
+    unit as a thin grey line (the unit × year table beside it names them: sixteen
+    colours would repeat and a legend of sixteen names costs the PDF renderer more than
+    the rest of the chart), the target dashed.
 
-    ``points``: dicts with ``period``, ``series``, ``value`` (published values only); the
-    first series is drawn thick and black (the region). Every series has a colour AND a
-    dash pattern and is named in the legend.
+    ``points``: dicts with ``period``, ``series``, ``value`` (published values only).
     """
     rows = [p for p in points if p.get("value") is not None]
     periods = sorted({str(p["period"]) for p in rows})
@@ -89,10 +90,8 @@ def trend_chart(
     lo = min(0.0, min(values))
     hi = max(values) or 1.0
     hi += (hi - lo) * 0.05
-    legend_cols = 3
-    legend_rows = math.ceil(len(series) / legend_cols)
-    w, plot_h, left, right, top = 900, 220, 62, 16, 26
-    h = top + plot_h + 30 + 16 * legend_rows + 6
+    w, plot_h, left, right, top = 900, 200, 62, 16, 26
+    h = top + plot_h + 40
     xs = {p: left + (w - left - right) * (i + 0.5) / len(periods) for i, p in enumerate(periods)}
 
     def y(v: float) -> float:
@@ -102,35 +101,28 @@ def trend_chart(
         return _pct(v, locale) if percent else _num(v, 1 if abs(v) < 100 else 0, locale)
 
     out = _svg_open(w, h, title)
-    for tick in _ticks(lo, hi):
+    for tick in _ticks(lo, hi, 4):
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                    f'stroke="#ddd"/>')
         out.append(f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" text-anchor="end">'
                    f"{escape(fmt(tick))}</text>")
-    out.append(f'<text x="10" y="{top + plot_h / 2:.0f}" transform="rotate(-90 10 '
-               f'{top + plot_h / 2:.0f})" text-anchor="middle">{escape(y_title)}</text>')
     for p, x in xs.items():
         out.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" text-anchor="middle">{p}</text>')
     if target is not None:
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{y(target):.1f}" '
-                   f'y2="{y(target):.1f}" stroke="#777" stroke-dasharray="6 3"/>')
-    for i, name in enumerate(series):
-        colour = "#000" if i == 0 else PALETTE[(i - 1) % len(PALETTE)]
-        dash = "" if i == 0 else DASHES[((i - 1) // len(PALETTE)) % len(DASHES)]
-        width = 2.5 if i == 0 else 1.3
+                   f'y2="{y(target):.1f}" stroke="#b3541e" stroke-dasharray="6 3"/>')
+    for name in series[1:] + series[:1]:  # the region last, on top
+        region = name == series[0]
         pts = sorted((str(p["period"]), float(p["value"])) for p in rows if p["series"] == name)
         path = " ".join(f"{xs[p]:.1f},{y(v):.1f}" for p, v in pts)
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
-                   f'stroke-width="{width}"{dash_attr}><title>{escape(name)}</title></polyline>')
-        if i == 0:  # markers on the region only (every node costs the PDF renderer)
-            out.extend(f'<circle cx="{xs[p]:.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}"/>'
-                       for p, v in pts)
-        lx = left + (i % legend_cols) * (w - left) / legend_cols
-        ly = top + plot_h + 34 + 16 * (i // legend_cols)
-        out.append(f'<line x1="{lx:.0f}" x2="{lx + 24:.0f}" y1="{ly - 3}" y2="{ly - 3}" '
-                   f'stroke="{colour}" stroke-width="{width}"{dash_attr}/>')
-        out.append(f'<text x="{lx + 28:.0f}" y="{ly}">{escape(name)}</text>')
+        out.append(f'<polyline points="{path}" fill="none" '
+                   f'stroke="{"#000" if region else "#9aa5b1"}" '
+                   f'stroke-width="{2.5 if region else 1}"/>')
+    key = ("— hela regionen (svart)   — enheter (grå, namngivna i tabellen)"
+           if locale == "sv" else "— whole region (black)   — units (grey, named in the table)")
+    if target is not None:
+        key += ("   - - målnivå" if locale == "sv" else "   - - target")
+    out.append(f'<text x="{left}" y="{top + plot_h + 32}" fill="#444">{key}</text>')
     out.append("</svg>")
     return "".join(out)
 
