@@ -203,7 +203,7 @@ def test_swedish_pages_show_no_raw_codes(world, app, demo_person) -> None:
     }
     problems = {}
     with TestClient(app) as client:
-        page_login(client, "clin")
+        csrf = page_login(client, "clin")
         for name, path in pages.items():
             r = client.get(path)
             assert r.status_code == 200, (name, r.status_code)
@@ -212,6 +212,15 @@ def test_swedish_pages_show_no_raw_codes(world, app, demo_person) -> None:
             found = leaks(text, unit_ids)
             if found:
                 problems[name] = found
+        # a form shown again with errors names the questions in words
+        r = client.post(f"/persons/{key}/assess?instrument=phq-9",
+                        data={"csrf_token": csrf, "on_date": TODAY.isoformat(),
+                              "item_1": "7", "item_4": "x"})
+        assert r.status_code == 422, r.status_code
+        text = visible_text(r.text)
+        found = leaks(text, unit_ids) + [f"item:{w}" for w in re.findall(r"\bitem_\d+\b", text)]
+        if found:
+            problems["assess-errors"] = found
     assert problems == {}, f"raw codes in the Swedish UI: {problems}"
 
 
