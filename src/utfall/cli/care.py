@@ -261,7 +261,7 @@ def due_command(
         table.add_column(column)
     for i in items:
         window = f"{i.window_start} – {i.window_end}" if i.window_start else "–"
-        table.add_row(i.person, i.programme_title.sv, f"{i.title.sv} ({i.stage_id})",
+        table.add_row(i.person, i.programme, i.stage_id,
                       f"[{STATUS_STYLE.get(i.status, '')}]{STATUS_TEXT.get(i.status, i.status)}"
                       if i.status in STATUS_STYLE else STATUS_TEXT.get(i.status, i.status),
                       str(i.due_date or "–"), window, i.worker or "–", ", ".join(i.instruments))
