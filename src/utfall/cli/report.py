@@ -257,6 +257,7 @@ def full(
         extra: dict[str, Any] = {}
         if results is None and data == "store" and not no_indicators:
             stored, extra = _stored_run(database)
+        tables: dict[str, Any]
         if extra:  # the stored run has everything: only the unit names are read
             tables, label = {}, "store"
         else:

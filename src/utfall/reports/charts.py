@@ -106,8 +106,9 @@ def trend_chart(
                    f'stroke="#ddd"/>')
         out.append(f'<text x="{left - 4}" y="{y(tick) + 3:.1f}" text-anchor="end">'
                    f"{escape(fmt(tick))}</text>")
-    for p, x in xs.items():
-        out.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" text-anchor="middle">{p}</text>')
+    for period, x in xs.items():
+        out.append(f'<text x="{x:.1f}" y="{top + plot_h + 14}" text-anchor="middle">'
+                   f"{period}</text>")
     if target is not None:
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{y(target):.1f}" '
                    f'y2="{y(target):.1f}" stroke="#b3541e" stroke-dasharray="6 3"/>')

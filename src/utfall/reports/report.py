@@ -469,7 +469,7 @@ def _indicator_sections(report: Report, locale: str, charts: bool) -> list[dict[
         ]
         index = {(r["level"], r["period"]): r for r in units}
         unit_ids = sorted({r["level"] for r in units},
-                          key=lambda u: report.unit_names.get(u, u).lower())
+                          key=lambda u: str(report.unit_names.get(u) or u).lower())
         blocks = []
         for block in _chunks(periods) if unit_ids else []:
             grid = []
@@ -603,7 +603,7 @@ def _quality_sections(report: Report, locale: str) -> list[dict[str, Any]]:
             continue
         periods = sorted({r["period"] for r in mine})
         levels = sorted({r["level"] for r in mine},
-                        key=lambda u: report.unit_names.get(u, u).lower())
+                        key=lambda u: str(report.unit_names.get(u) or u).lower())
         index = {(r["level"], r["period"]): r for r in mine}
         blocks = [
             {

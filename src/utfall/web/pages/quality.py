@@ -67,7 +67,8 @@ def _quality_view(run: Any, indicator_id: str, periods: list[str],
             continue
         index = {(r["level"], r["period"]): r for r in mine}
         grid = []
-        for unit in sorted({r["level"] for r in mine}, key=lambda u: names.get(u, u).lower()):
+        levels = {r["level"] for r in mine}
+        for unit in sorted(levels, key=lambda u: str(names.get(u) or u).lower()):
             cells = []
             for p in periods:
                 r = index.get((unit, p))
@@ -109,7 +110,7 @@ def _training_view(request: Request, indicator_id: str, values: dict[str, str],
     except Exception:  # the table does not exist before migration 0015
         shares = {}
     rows = []
-    for unit in sorted(set(values) | set(shares), key=lambda u: names.get(u, u).lower()):
+    for unit in sorted(set(values) | set(shares), key=lambda u: str(names.get(u) or u).lower()):
         cells = []
         for c in courses:
             trained, staff = shares.get(unit, {}).get(c.id, (0, 0))
