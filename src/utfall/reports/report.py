@@ -426,6 +426,7 @@ def _gap_rows(report: Report, locale: str,
             if g["gap_persons"] is not None else mask,
             "summary": gap_sentence(g, locale),
         })
+    rows.sort(key=lambda r: (not r["region"], str(r["unit"]).lower()))
     return chosen, rows, sentence
 
 

@@ -174,6 +174,7 @@ def quality_page(request: Request,
             "gap_persons": number(g["gap_persons"], 0, locale)
             if g["gap_persons"] is not None else mask,
             "summary": sentence, "withheld": g["withheld"]})
+    view.sort(key=lambda r: (not r["region"], str(r["unit"]).lower()))
     previous = [p for p in periods if p < year][-1:]
     values = {str(r["level"]): (percent(r["value"], locale) if r["value"] is not None
                                 else str(r["value_display"] or "–"))
