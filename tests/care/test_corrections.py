@@ -9,9 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from utfall.access.audit import Actor
-from utfall.access.policy import AccessDenied
+from utfall.access.policy import AccessDenied, PersonNotFound
 from utfall.care import CareError, due_list, enrol, record_assessment, register_person, timeline
-from utfall.care._common import NotFound
 from utfall.care.corrections import assessment_history, correct_assessment, void_assessment
 from utfall.care.flags import open_flags
 from utfall.store.canonical import canonical_tables
@@ -74,7 +73,7 @@ def test_access_rules(engine: Engine) -> None:
             void_assessment(conn, Actor("ana", "analyst", None), phq, "x")
         with pytest.raises(AccessDenied):  # no care relation at the municipality: 404
             correct_assessment(conn, SOCIAL, phq, PHQ, "x")
-        with pytest.raises(NotFound):
+        with pytest.raises(PersonNotFound):  # one answer for unknown and out-of-scope ids
             correct_assessment(conn, CLINICIAN, "nope", PHQ, "x")
     from utfall.access.relations import create_relation
 
@@ -84,7 +83,7 @@ def test_access_rules(engine: Engine) -> None:
         with pytest.raises(AccessDenied) as other_org:
             correct_assessment(conn, SOCIAL, phq, PHQ, "x")
         assert other_org.value.code == "change"
-        with pytest.raises(NotFound):  # the municipality has no consent to see it
+        with pytest.raises(PersonNotFound):  # the municipality has no consent to see it
             assessment_history(conn, SOCIAL, phq)
         assert assessment_history(conn, CLINICIAN, phq)["status"] == "original"
 

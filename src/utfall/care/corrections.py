@@ -23,7 +23,6 @@ from utfall.access.audit import Actor
 from utfall.care._common import (
     CareError,
     Issue,
-    NotFound,
     access,
     age_on,
     as_utc,
@@ -52,11 +51,16 @@ def _reason(reason: str | None) -> str:
     return text
 
 
-def _not_found() -> NotFound:
-    return NotFound("assessment_not_found", "bedömningen finns inte", "no such assessment")
+def _not_found() -> Exception:
+    """An unknown assessment and one outside the actor's scope get one answer: the
+    person-level 404 (``PersonNotFound``), so assessment ids cannot be probed."""
+    from utfall.access.policy import PersonNotFound
+
+    return PersonNotFound()
 
 
 def _load(conn: Connection, assessment_id: str) -> Any:
+    """The assessment row (an unknown id: see :func:`_not_found`)."""
     a = Assessment.__table__
     row = conn.execute(select(a).where(a.c.row_key == assessment_id)).first()
     if row is None:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Row, func, or_, select
 from utfall.access.audit import Actor, log_event
 from utfall.care._common import CareError, Issue
 from utfall.care.enrolment import StageOwner, default_owner
-from utfall.care.scheduling import _owner_enrolment, resolve_stage
+from utfall.care.scheduling import _owner_enrolment, not_voided, resolve_stage
 from utfall.followup import Completed, Programme, UnknownProgrammeError, get_programme, schedule
 from utfall.followup import Enrolment as SchedEnrolment
 from utfall.instruments.models import LocalText
@@ -205,7 +205,8 @@ def collect(conn: Connection, unit_id: str | None, day: dt.date, *, horizon_days
     for r in conn.execute(
             select(a.c.person_key, a.c.instrument, a.c.stage, a.c.date, ca.c.enrolment_id)
             .select_from(a.outerjoin(ca, ca.c.assessment_id == a.c.row_key))
-            .where(a.c.person_key.in_(persons), a.c.stage.is_not(None))):
+            .where(a.c.person_key.in_(persons), a.c.stage.is_not(None),
+                   not_voided(a.c.row_key))):
         assessments.setdefault(r.person_key, []).append(r)
     units = _units(conn)
     horizon = day + dt.timedelta(days=horizon_days)
