@@ -149,7 +149,7 @@ def regional(
             return
         out.write_text(text, encoding="utf-8")
     err_console.print(f"Skrev / wrote {out}  ({table.num_rows} rader / rows)", markup=False,
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 def default_output(kind: str, suffix: str, folder: Path | None = None) -> Path:
