@@ -162,3 +162,21 @@ def test_usage_errors(folder: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["gaps", "--data", str(folder), "--year", "1999"])
     assert res.exit_code == 1 and "2022" in res.output
+
+
+def test_indicators_table_shows_percentages_csv_keeps_raw(folder: Path) -> None:
+    """`utfall indicators`: the table formats shares as Swedish percentages; JSON/CSV keep
+    the raw proportion (the interface is unchanged)."""
+    args = ["indicators", "--data", str(folder), "-i", "kva_au119", "--years", "2021"]
+    res = runner.invoke(app, [*args, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    total = next(r for r in json.loads(res.stdout) if r["breakdown"] == "total")
+    assert 0 < total["value"] < 1  # raw share
+    expected = f"{total['value'] * 100:.1f}".replace(".", ",") + "\u00a0%"
+    res = runner.invoke(app, [*args, "--format", "table"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert expected in res.stdout
+    assert str(total["value"])[:6] not in res.stdout  # no raw 0.4758…
+    res = runner.invoke(app, [*args, "--format", "csv"])
+    row = next(csv.DictReader(io.StringIO(res.stdout)))
+    assert float(row["value"]) == pytest.approx(total["value"])
