@@ -76,6 +76,23 @@ ROLE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/users"): {"admin"}, ("POST", "/admin/users"): {"admin"},
     ("GET", "/admin/users/{user_id}"): {"admin"}, ("POST", "/admin/users/{user_id}"): {"admin"},
     ("POST", "/api/goals/{goal_id}/reviews"): RECORDERS,
+    ("GET", "/analytics/quality"): {"analyst", "unit_manager"},
+    # routes keyed by an assessment, enrolment or flag (their person checks are in
+    # tests/web/test_flags_api.py and test_phases_api.py): here the roles
+    ("GET", "/api/assessments/{assessment_id}/history"): CARE,
+    ("POST", "/api/assessments/{assessment_id}/correct"): RECORDERS,
+    ("POST", "/api/assessments/{assessment_id}/void"): RECORDERS,
+    ("POST", "/api/enrolments/{enrolment_id}/phase"): RECORDERS,
+    ("POST", "/api/enrolments/{enrolment_id}/discharge"): RECORDERS,
+    ("GET", "/enrolments/{enrolment_id}/phase"): RECORDERS,
+    ("POST", "/enrolments/{enrolment_id}/phase"): RECORDERS,
+    ("GET", "/enrolments/{enrolment_id}/discharge"): RECORDERS,
+    ("POST", "/enrolments/{enrolment_id}/discharge"): RECORDERS,
+    ("GET", "/api/inbox"): CARE, ("GET", "/inbox"): CARE,
+    ("POST", "/api/flags/{flag_id}/acknowledge"): RECORDERS,
+    ("POST", "/inbox/flags/{flag_id}/acknowledge"): RECORDERS,
+    ("POST", "/api/self-reports/{assessment_id}/seen"): CARE,
+    ("POST", "/inbox/self-reports/{assessment_id}/seen"): CARE,
 }
 # person-level routes that record: unit managers are refused (403) whoever the person is
 RECORDING = {"/assessments", "/enrolments", "/self-report-links", "/assess", "/enrol",
@@ -116,6 +133,7 @@ def _body(method: str, path: str, world: World, serial: int) -> dict:
         "/api/session": {},
         "/goals": {"domain": "health", "text": "Sova bättre"},
         "/reviews": {"status": "partly"},
+        "/invitations": {"channel": "email", "to": "person@example.org"},
     }
     pages = {
         "/persons/search": {"identity_number": "197712242390"},
@@ -142,11 +160,18 @@ def _body(method: str, path: str, world: World, serial: int) -> dict:
     return {"json": {}} if path.startswith("/api/") else {"data": {}}
 
 
-def _fill(path: str, key: str, consents: dict[str, int] | None = None) -> str:
+def _fill(path: str, key: str, consents: dict[str, int] | None = None,
+          assessments: dict[str, str] | None = None, links: dict[str, int] | None = None
+          ) -> str:
     consent = (consents or {}).get(key, 999999)  # a real consent of the person if any
+    assessment = (assessments or {}).get(key, "nope")  # and a real assessment, link
+    link = (links or {}).get(key, 888888)
     return (path.replace("{person_key}", key).replace("{consent_id}", str(consent))
+            .replace("{assessment_id}", assessment).replace("{link_id}", str(link))
             .replace("{user_id}", "1").replace("{token}", "x").replace("{name}", "none")
-            .replace("{instrument_id}", "audit").replace("{code}", "sv"))
+            .replace("{instrument_id}", "audit").replace("{code}", "sv")
+            .replace("{assessment_id}", "nope").replace("{enrolment_id}", "nope")
+            .replace("{flag_id}", "999999"))
 
 
 def _persons(role: str, keys: dict[str, str]) -> dict[str, str]:
@@ -181,6 +206,47 @@ def _consents(world: World, keys: dict[str, str]) -> dict[str, int]:
     return out
 
 
+def _first_difference(a: str, b: str) -> str:
+    """Where two answers first differ (for the failure message)."""
+    at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+              min(len(a), len(b)))
+    return f"{a[max(0, at - 40):at + 40]!r} vs {b[max(0, at - 40):at + 40]!r}"
+
+
+def _links(world: World, keys: dict[str, str]) -> dict[str, int]:
+    """A self-report link (and an assessment) of each own-unit person: region by clin at
+    reg-ber, soc by soc at soc-malmo, for the routes keyed by person and link."""
+    from utfall.access.audit import Actor
+    from utfall.care import enrol, issue_self_report_link, record_assessment
+    from utfall.messaging.invitations import remember_link
+
+    out = {}
+    with world.engine.begin() as conn:
+        for label, actor in (("region", Actor("clin", "clinician", "reg-ber")),
+                             ("soc", Actor("soc", "social_worker", "soc-malmo"))):
+            enrolment = enrol(conn, actor, keys[label], "vip-beroende", str(actor.unit_id),
+                              dt.date.today() - dt.timedelta(days=2))
+            token = issue_self_report_link(conn, actor, enrolment, "intake")
+            out[keys[label]] = remember_link(conn, actor, token, "http://testserver")
+            record_assessment(conn, actor, keys[label], "audit-c",
+                              {"item_1": 1, "item_2": 0, "item_3": 0},
+                              unit_id=str(actor.unit_id), on_date=dt.date.today(),
+                              stage="unscheduled")
+    return out
+
+
+def _assessments(world: World, keys: dict[str, str]) -> dict[str, str]:
+    """An assessment of each person that has one (routes keyed by person and assessment)."""
+    from sqlalchemy import select
+
+    from utfall.store.models import Assessment
+
+    with world.engine.connect() as conn:
+        rows = conn.execute(select(Assessment.person_key, Assessment.row_key)
+                            .where(Assessment.person_key.in_(list(keys.values())))).all()
+    return {person: row_key for person, row_key in rows}
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_role_route_person_matrix(app, world: World) -> None:
     from utfall.care.persons import masked_identity
@@ -189,6 +255,8 @@ def test_role_route_person_matrix(app, world: World) -> None:
     with world.engine.connect() as conn:
         masked = {k: masked_identity(conn, k) for k in keys.values()}
     consents = _consents(world, keys)
+    links = _links(world, keys)
+    assessments = _assessments(world, keys)
     # emergency routes run late (they open an access), ending the session last of all
     routes = sorted(set(walk_routes(app)), key=lambda r: (r in LAST, r[1] in EMERGENCY,
                                                           r[1], r[0]))
@@ -235,10 +303,14 @@ def test_role_route_person_matrix(app, world: World) -> None:
                 answers = {}
                 for label in ("unknown", "other_principal", "same_principal", "own"):
                     key = persons[label]
-                    r = client.request(method, _fill(path, key, consents),
+                    r = client.request(method, _fill(path, key, consents, assessments, links),
                                        follow_redirects=False, **args)
+                    # the path the caller sent is echoed (e.g. in the language links)
                     answers[label] = (r.status_code, r.text.replace(key, "<key>")
-                                      .replace(f"/{consents.get(key, 999999)}/", "/<id>/"))
+                                      .replace(f"/self-report/{links.get(key, 888888)}",
+                                               "/self-report/<link>")
+                                      .replace(f"/{consents.get(key, 999999)}/", "/<id>/")
+                                      .replace(assessments.get(key, "nope"), "<a>"))
                     tag = f"{method} {path} {role} {label} -> {r.status_code}"
                     if role == "anonymous":
                         check("anonymous", r.status_code in ((401,) if api else (303,)), tag)
@@ -262,7 +334,8 @@ def test_role_route_person_matrix(app, world: World) -> None:
                         check("not yours", r.status_code in (403, 404)
                               and not _leaks(r.text, key, masked.get(key)), tag)
                         check("uniform answer", answers[label] == answers["unknown"],
-                              f"{tag} differs from unknown {answers['unknown'][0]}")
+                              f"{tag} differs from unknown {answers['unknown'][0]}: "
+                              f"{_first_difference(answers[label][1], answers['unknown'][1])}")
     finally:
         for c in clients.values():
             c.__exit__(None, None, None)
