@@ -180,3 +180,21 @@ def test_indicators_table_shows_percentages_csv_keeps_raw(folder: Path) -> None:
     res = runner.invoke(app, [*args, "--format", "csv"])
     row = next(csv.DictReader(io.StringIO(res.stdout)))
     assert float(row["value"]) == pytest.approx(total["value"])
+
+
+def test_report_xlsx_has_the_same_gaps(folder: Path, raw: dict, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    from utfall.analytics.executor.backends import duckdb_tables
+    from utfall.reports import build_report, render_report_xlsx
+
+    report = build_report(duckdb_tables(folder), indicators=["kva_au119"])
+    render_report_xlsx(report, "sv", tmp_path / "r.xlsx")
+    ws = load_workbook(tmp_path / "r.xlsx")["Målgap"]
+    head = [c.value for c in ws[1]]
+    rows = [dict(zip(head, (c.value for c in r), strict=True)) for r in ws.iter_rows(min_row=2)]
+    u1 = next(r for r in rows if r["period"] == "2021" and r["level"] == "Beroendemottagning Nord")
+    num, den = raw[("2021", "unit_id", "U1")]
+    assert u1["gap_persons"] == max(0, math.ceil(0.5 * den - num))
+    u3 = next(r for r in rows if r["period"] == "2022" and r["level"] == "Mottagning Väst")
+    assert u3["withheld"] is True and u3["gap_persons"] is None and u3["value"] is None

@@ -754,6 +754,25 @@ def render_report_xlsx(report: Report, locale: str = "sv", path: str | Path | No
                     else None,
                 ]
             )
+    gaps = _all_gaps(report)
+    if gaps:
+        from utfall.analytics.gaps import gap_sentence
+
+        sheet = wb.create_sheet("Målgap" if sv else "Gaps")
+        sheet.append(["indicator_id", "title", "period", "breakdown", "level", "value",
+                      "target", "target_source", "gap_pp", "gap_persons", "withheld",
+                      "summary"])
+        for rows in gaps.values():
+            for g in rows:
+                ind = meta.get(g["indicator_id"])
+                level = g["level"]
+                if g["breakdown"] == "unit_id":
+                    level = report.unit_names.get(level, level)
+                sheet.append([g["indicator_id"],
+                              (ind.title.sv if sv else ind.title.en) if ind else "",
+                              g["period"], g["breakdown"], level or t["region"], g["value"],
+                              g["target"], g["target_source"], g["gap_pp"], g["gap_persons"],
+                              g["withheld"], gap_sentence(g, locale)])
     rules = wb.create_sheet("Röjandekontroll" if sv else "Disclosure")
     rules.append([t["disclosure"]])
     rules["A1"].font = Font(bold=True)
