@@ -140,7 +140,8 @@ def test_no_small_count_in_xlsx(report: Report, tmp_path: Path) -> None:
     path = tmp_path / "r.xlsx"
     render_report_xlsx(report, "sv", path)
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Regionalt", "Indikatorer", "Datakvalitet", "Röjandekontroll"]
+    assert wb.sheetnames == ["Regionalt", "Indikatorer", "Datakvalitet", "Målgap",
+                             "Röjandekontroll"]
     regional = wb["Regionalt"]
     header = [c.value for c in regional[1]]
     assert header[3:6] == ["AU119", "AU124", "DU119"]
