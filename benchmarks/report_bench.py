@@ -55,6 +55,9 @@ def main() -> None:
     t = _clock()
     import weasyprint  # noqa: F401  (imported by render_report_pdf; an import, not work)
 
+    import utfall.analytics.executor.run
+    import utfall.analytics.quality
+    import utfall.analytics.runs  # noqa: F401
     from utfall.analytics.regional import tables_from_arrow
     from utfall.reports import build_report, render_report_html, render_report_pdf
     from utfall.store.canonical import canonical_tables
