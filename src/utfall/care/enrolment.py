@@ -423,8 +423,10 @@ def stage_owners(conn: Connection, enrolment: Row[Any], prog: Programme) -> dict
 
 
 def assign_stage(conn: Connection, actor: Actor, enrolment_id: str, stage: str, *,
-                 unit_id: str | None = None, worker: str | None = None) -> StageOwner:
-    """Hand a stage to another unit and/or worker (e.g. the municipal unit that follows up)."""
+                 unit_id: str | None = None, worker: str | None = None,
+                 since: dt.date | None = None) -> StageOwner:
+    """Hand a stage to another unit and/or worker (e.g. the municipal unit that follows up);
+    the unit's care relation runs from ``since`` (default today, never later)."""
     enrolment = get_enrolment(conn, enrolment_id)
     prog = programme_of(enrolment.programme)
     try:
@@ -447,7 +449,7 @@ def assign_stage(conn: Connection, actor: Actor, enrolment_id: str, stage: str, 
             from utfall.access.relations import ensure_relation
 
             ensure_relation(conn, actor, enrolment.person_key, target_unit, "assignment",
-                            note=prog.title.sv)
+                            valid_from=since, note=prog.title.sv)
         table = CareStageOwner.__table__
         conn.execute(table.delete().where(table.c.enrolment_id == enrolment_id,
                                           table.c.stage == stage))

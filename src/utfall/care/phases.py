@@ -395,7 +395,8 @@ def discharge(conn: Connection, actor: Actor, enrolment_id: str, *, on_date: dt.
                       note=note, facts=given)
         if municipal_unit_id:
             for stage in municipal:
-                assign_stage(conn, actor, enrolment_id, stage, unit_id=municipal_unit_id)
+                assign_stage(conn, actor, enrolment_id, stage, unit_id=municipal_unit_id,
+                             since=on_date)
     except CareError as exc:
         raise _refused(conn, enrolment, prog, exc) from None
     return enrolment_view(conn, enrolment_id, today)
