@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 PYTHON ?= python3
 UV := .tools/bin/uv
 
-.PHONY: demo test test-spark install lint typecheck check bench clean
+.PHONY: demo test test-slow install lint typecheck check bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -25,13 +25,14 @@ install: .venv/.installed test-tools/node_modules/.package-lock.json
 demo: install
 	.venv/bin/utfall demo
 
-# the whole suite but the PySpark lane, on two workers (one per core; files stay together)
+# the whole suite but the slow lane, on two workers (one per core; files stay together)
 test: install
-	bash scripts/test.sh -n 2 --dist loadfile -m "not spark"
+	bash scripts/test.sh -n 2 --dist loadfile -m "not slow"
 
-# the slow lane: PySpark parity at national scale (a JVM per run)
-test-spark: install
-	bash scripts/test.sh -m spark
+# the slow lane (marker "slow"): PySpark parity at national scale, demo-scale regions,
+# generative sweeps and the API fuzzer; CI runs it after `make test`
+test-slow: install
+	bash scripts/test.sh -n 2 --dist loadfile -m slow
 
 lint: install
 	.venv/bin/ruff check src tests benchmarks
@@ -40,7 +41,7 @@ typecheck: install
 	.venv/bin/mypy
 
 # what CI runs: lint, type check, then both test lanes
-check: lint typecheck test test-spark
+check: lint typecheck test test-slow
 
 bench: install
 	.venv/bin/python benchmarks/run_all.py

@@ -258,7 +258,8 @@ def _canonical(tmp_path: Path, persons: int, seed: int) -> Path:
     return write_parquet(tmp_path / "canonical", synthetic_tables(persons, seed))
 
 
-@pytest.mark.parametrize(("persons", "seed"), [(120, 3), (400, 9), (1_500, 5)])
+@pytest.mark.parametrize(("persons", "seed"), [
+    (120, 3), (400, 9), pytest.param(1_500, 5, marks=pytest.mark.slow)])
 def test_synthetic_region_release_is_safe(tmp_path: Path, persons: int, seed: int) -> None:
     from utfall.analytics.executor.backends import duckdb_tables
     from utfall.analytics.runs import compute_release

@@ -18,6 +18,7 @@ import os
 
 import ibis
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -267,6 +268,7 @@ class SinglePath:
 SINGLE = SinglePath()
 
 
+@pytest.mark.slow  # generative sweep: the slow lane (make test-slow)
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 10,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(extracts())

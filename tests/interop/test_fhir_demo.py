@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from utfall.config import Settings
 from utfall.interop.fhir.common import EXT_DATA_ABSENT, model_class
+
+pytestmark = pytest.mark.slow  # a demo-scale region: the slow lane (make test-slow)
 
 
 def test_demo_measure_reports(settings: Settings, sqlite_url: str, tmp_path: Path,
