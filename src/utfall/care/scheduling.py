@@ -85,8 +85,18 @@ def completions(conn: Connection, enrolment: Row[Any], prog: Programme
     e = Enrolment.__table__
     siblings = conn.execute(select(e.c.row_key, e.c.start_date).where(
         e.c.person_key == enrolment.person_key, e.c.programme == enrolment.programme)).all()
+    return completions_from(enrolment, prog, rows, siblings)
+
+
+def completions_from(enrolment: Row[Any], prog: Programme, rows: Iterable[Row[Any]],
+                     siblings: Iterable[Row[Any]]
+                     ) -> tuple[list[Completed], dict[str, set[str]]]:
+    """:func:`completions` from rows already read (``rows``: the person's assessments
+    with ``instrument, stage, date, enrolment_id``; ``siblings``: the person's
+    enrolments in the programme with ``row_key, start_date``)."""
     done: list[Completed] = []
     instruments: dict[str, set[str]] = {}
+    siblings = list(siblings)
     for row in rows:
         if row.enrolment_id is not None:
             if row.enrolment_id != enrolment.row_key:

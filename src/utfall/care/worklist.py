@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Row, func, or_, select
 from utfall.access.audit import Actor, log_event
 from utfall.care._common import CareError, Issue
 from utfall.care.enrolment import StageOwner, default_owner
-from utfall.care.scheduling import _owner_enrolment, not_voided, resolve_stage
+from utfall.care.scheduling import completions_from, not_voided
 from utfall.followup import Completed, Programme, UnknownProgrammeError, get_programme, schedule
 from utfall.followup import Enrolment as SchedEnrolment
 from utfall.instruments.models import LocalText
@@ -298,22 +298,7 @@ def _owners(enrolment: Row[Any], prog: Programme, rows: Mapping[str, Row[Any]],
 def _completions(enrolment: Row[Any], prog: Programme, rows: Iterable[Row[Any]],
                  siblings: Iterable[Row[Any]]) -> tuple[list[Completed], dict[str, set[str]]]:
     """:func:`utfall.care.scheduling.completions` from rows already read."""
-    done: list[Completed] = []
-    instruments: dict[str, set[str]] = {}
-    siblings = list(siblings)
-    for row in rows:
-        if row.enrolment_id is not None:
-            if row.enrolment_id != enrolment.row_key:
-                continue
-        elif _owner_enrolment(row.date, siblings) != enrolment.row_key:
-            continue
-        stage_id = resolve_stage(prog, enrolment.start_date, enrolment.end_date, row.stage,
-                                 row.date)
-        if stage_id is None:
-            continue
-        done.append(Completed(stage_id, row.date))
-        instruments.setdefault(stage_id, set()).add(row.instrument)
-    return done, instruments
+    return completions_from(enrolment, prog, rows, siblings)
 
 
 def related_persons(conn: Connection, unit_id: str, person_keys: Collection[str],
