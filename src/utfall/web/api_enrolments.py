@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from utfall.web.api_bodies import body_schema, invalid_body
 from utfall.web.deps import csrf_checked, needs_role
 from utfall.web.security import Principal
 
@@ -55,21 +56,6 @@ class DischargeIn(BaseModel):
     municipal_unit_id: str | None = Field(
         default=None, max_length=64,
         description="municipal unit that takes over the post-discharge follow-up")
-
-
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
-
-
-def _invalid(exc: ValidationError) -> JSONResponse:
-    issues = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e.get("loc", ())) or None
-        issues.append({"where": where, "code": e.get("type", "invalid"),
-                       "sv": f"ogiltigt värde ({e.get('msg')})", "en": str(e.get("msg"))})
-    return JSONResponse({"detail": "invalid input", "code": "invalid_input", "issues": issues},
-                        status_code=422)
 
 
 def _refusal(exc: Any) -> JSONResponse:
@@ -116,7 +102,7 @@ def overview(person_key: PersonKey, request: Request,
 
 
 @router.post("/enrolments/{enrolment_id}/phase", responses=RESPONSES, tags=["enrolments"],
-             openapi_extra=_body_schema(PhaseIn))
+             openapi_extra=body_schema(PhaseIn))
 def phase(enrolment_id: EnrolmentId, request: Request,
           body: Annotated[Any, Body()] = None,
           principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
@@ -129,7 +115,7 @@ def phase(enrolment_id: EnrolmentId, request: Request,
     try:
         data = PhaseIn.model_validate(body if body is not None else {})
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid_body(exc)
     try:
         with request.app.state.engine.begin() as conn:
             _keyed(request, conn, enrolment_id)
@@ -142,7 +128,7 @@ def phase(enrolment_id: EnrolmentId, request: Request,
 
 
 @router.post("/enrolments/{enrolment_id}/discharge", responses=RESPONSES, tags=["enrolments"],
-             openapi_extra=_body_schema(DischargeIn))
+             openapi_extra=body_schema(DischargeIn))
 def discharge(enrolment_id: EnrolmentId, request: Request,
               body: Annotated[Any, Body()] = None,
               principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
@@ -155,7 +141,7 @@ def discharge(enrolment_id: EnrolmentId, request: Request,
     try:
         data = DischargeIn.model_validate(body if body is not None else {})
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid_body(exc)
     try:
         with request.app.state.engine.begin() as conn:
             _keyed(request, conn, enrolment_id)

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
+from utfall.web.api_bodies import body_schema, invalid_body
 from utfall.web.deps import csrf_checked, needs_role
 from utfall.web.security import Principal
 
@@ -59,21 +60,6 @@ class VoidIn(BaseModel):
     reason: str = Field(max_length=2000)
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
-
-
-def _invalid(exc: ValidationError) -> JSONResponse:
-    issues = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e.get("loc", ())) or None
-        issues.append({"where": where, "code": e.get("type", "invalid"),
-                       "sv": f"ogiltigt värde ({e.get('msg')})", "en": str(e.get("msg"))})
-    return JSONResponse({"detail": "invalid input", "code": "invalid_input", "issues": issues},
-                        status_code=422)
-
-
 def _refusal(exc: Any) -> JSONResponse:
     issues = [{"where": i.where, "code": i.code, "sv": i.sv, "en": i.en}
               for i in getattr(exc, "issues", [])]
@@ -86,7 +72,7 @@ def _parse(model: type[BaseModel], body: Any) -> BaseModel | JSONResponse:
     try:
         return model.model_validate(body if body is not None else {})
     except ValidationError as exc:
-        return _invalid(exc)
+        return invalid_body(exc)
 
 
 def _assessment_person(request: Request, conn: Any, assessment_id: str) -> None:
@@ -106,7 +92,7 @@ def inbox(request: Request, principal: Principal = Depends(needs_role(*CARE))) -
 
 
 @router.post("/flags/{flag_id}/acknowledge", responses=RESPONSES, tags=["flags"],
-             openapi_extra=_body_schema(NoteIn))
+             openapi_extra=body_schema(NoteIn))
 def acknowledge(flag_id: Annotated[int, Path(ge=1, le=2**62)], request: Request,
                 body: Annotated[Any, Body()] = None,
                 principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
@@ -172,7 +158,7 @@ def history(assessment_id: AssessmentId, request: Request,
 
 
 @router.post("/assessments/{assessment_id}/correct", responses=RESPONSES, tags=["assessments"],
-             openapi_extra=_body_schema(CorrectionIn))
+             openapi_extra=body_schema(CorrectionIn))
 def correct(assessment_id: AssessmentId, request: Request,
             body: Annotated[Any, Body()] = None,
             principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
@@ -195,7 +181,7 @@ def correct(assessment_id: AssessmentId, request: Request,
 
 
 @router.post("/assessments/{assessment_id}/void", responses=RESPONSES, tags=["assessments"],
-             openapi_extra=_body_schema(VoidIn))
+             openapi_extra=body_schema(VoidIn))
 def void(assessment_id: AssessmentId, request: Request,
          body: Annotated[Any, Body()] = None,
          principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
