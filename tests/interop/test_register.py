@@ -184,3 +184,23 @@ def test_demo_region_export(settings, sqlite_url, tmp_path: Path, monkeypatch) -
             Person.__table__.select())]
     text = "".join(p.read_text() for p in (tmp_path / "a").iterdir())
     assert not [n for n in numbers if n in text or n[2:] in text]
+
+
+def test_a_correction_made_in_utfall_goes_as_an_update(world, tmp_path: Path) -> None:
+    """Correcting an assessment through the use case (not only a re-import) re-scores it,
+    and the next incremental export sends the form again as an update."""
+    from utfall.access.audit import Actor
+    from utfall.care.corrections import correct_assessment
+
+    mapping = load_mapping("sbr")
+    first = export_register(world.engine, mapping, tmp_path / "a", as_of=AS_OF)
+    assert ("followup_12", "new") in [(f.form, op) for f, op in first.sent]
+    answers = {f"item_{n}": 0 for n in range(1, 11)} | {"item_1": 4, "item_2": 4,
+                                                         "item_3": 4}
+    with world.engine.begin() as conn:
+        correct_assessment(conn, Actor("clin", "clinician", "reg-ber"), "a-audit-1", answers,
+                           "Fel svar registrerades vid importen")
+    corrected = export_register(world.engine, mapping, tmp_path / "b", as_of=AS_OF,
+                                incremental=True)
+    assert [(f.form, op) for f, op in corrected.sent] == [("followup_12", "update")]
+    assert corrected.sent[0][0].variables["audit_total"] == 12  # 4 + 4 + 4, re-scored
