@@ -32,7 +32,11 @@ class RunJob:
 
     def __init__(self, engine: Engine, folder: Path | None = None) -> None:
         self.engine = engine
-        self.folder = folder
+        from utfall.analytics.runs import runs_folder
+
+        # resolved now: a run started later must land in this app's data folder, whatever
+        # the process's settings are by then
+        self.folder = folder or runs_folder()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pending: str | None = None
