@@ -37,27 +37,31 @@ TEMPLATES.env.filters["clock"] = _filter(formats.format_time)
 TEMPLATES.env.filters["when"] = _filter(formats.format_datetime)
 
 
-_UNIT_NAMES: dict[str, Any] = {"at": 0.0, "names": {}}
 _UNIT_NAMES_TTL = 60.0  # seconds; unit names change rarely (one small query a minute)
 
 
-def unit_names(request: Request) -> dict[str, str]:
-    """Unit id → name, cached in the process (templates never show a unit id)."""
+def unit_names(request: Request, want: str | None = None) -> dict[str, str]:
+    """Unit id → name, cached per app (its store) for a minute, read again sooner when
+    ``want`` is missing (a unit added since); templates never show a unit id."""
     import time
 
+    state = request.app.state
+    engine = getattr(state, "engine", None)
+    if engine is None:
+        return {}
+    cache: dict[str, Any] | None = getattr(state, "unit_names_cache", None)
     now = time.monotonic()
-    if now - _UNIT_NAMES["at"] > _UNIT_NAMES_TTL or not _UNIT_NAMES["names"]:
+    missing = want is not None and cache is not None and want not in cache["names"]
+    if (cache is None or now - cache["at"] > _UNIT_NAMES_TTL or not cache["names"]
+            or (missing and now - cache["at"] > 1.0)):
         from sqlalchemy import select
 
         from utfall.store.models import Unit
 
-        engine = getattr(request.app.state, "engine", None)
-        if engine is None:
-            return {}
         with engine.connect() as conn:
-            _UNIT_NAMES["names"] = dict(conn.execute(select(Unit.unit_id, Unit.name)).all())
-        _UNIT_NAMES["at"] = now
-    return _UNIT_NAMES["names"]
+            cache = {"at": now, "names": dict(conn.execute(select(Unit.unit_id, Unit.name)).all())}
+        state.unit_names_cache = cache
+    return cache["names"]
 
 
 def locale_of(request: Request) -> str:
@@ -104,7 +108,8 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None,
         "csrf_token": principal.session.csrf_token if principal else "",
         "svg": Markup,
         "label": lambda kind, code, **kw: labels.label(kind, code, locale, **kw),
-        "unit_label": lambda unit_id: (unit_names(request).get(unit_id) or unit_id or "")
+        "unit_label": lambda unit_id: (unit_names(request, unit_id).get(unit_id) or unit_id
+                                       or "")
         if unit_id else "",
     }
     ctx.update(context or {})
