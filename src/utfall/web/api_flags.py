@@ -157,27 +157,35 @@ def history(assessment_id: AssessmentId, request: Request,
         return _refusal(exc)
 
 
+def _change(request: Request, principal: Principal, assessment_id: str,
+            model: type[BaseModel], body: Any, apply: Any) -> Any:
+    """A checked body, then ``apply(conn, data)`` on the assessment in one transaction;
+    a ``CareError`` becomes its JSON refusal."""
+    from utfall.care import CareError
+
+    csrf_checked(request, principal)
+    data = _parse(model, body)
+    if isinstance(data, JSONResponse):
+        return data
+    try:
+        with request.app.state.engine.begin() as conn:
+            _assessment_person(request, conn, assessment_id)
+            return apply(conn, data)
+    except CareError as exc:
+        return _refusal(exc)
+
+
 @router.post("/assessments/{assessment_id}/correct", responses=RESPONSES, tags=["assessments"],
              openapi_extra=body_schema(CorrectionIn))
 def correct(assessment_id: AssessmentId, request: Request,
             body: Annotated[Any, Body()] = None,
             principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
     """Replace the answers (re-scored, flags re-evaluated); the old version is kept."""
-    from utfall.care import CareError
     from utfall.care.corrections import correct_assessment
 
-    csrf_checked(request, principal)
-    data = _parse(CorrectionIn, body)
-    if isinstance(data, JSONResponse):
-        return data
-    assert isinstance(data, CorrectionIn)
-    try:
-        with request.app.state.engine.begin() as conn:
-            _assessment_person(request, conn, assessment_id)
-            return correct_assessment(conn, principal.actor, assessment_id, data.answers,
-                                      data.reason)
-    except CareError as exc:
-        return _refusal(exc)
+    return _change(request, principal, assessment_id, CorrectionIn, body,
+                   lambda conn, data: correct_assessment(conn, principal.actor, assessment_id,
+                                                         data.answers, data.reason))
 
 
 @router.post("/assessments/{assessment_id}/void", responses=RESPONSES, tags=["assessments"],
@@ -186,17 +194,8 @@ def void(assessment_id: AssessmentId, request: Request,
          body: Annotated[Any, Body()] = None,
          principal: Principal = Depends(needs_role(*RECORDERS))) -> Any:
     """Void the assessment with a reason: kept in its history, left out of indicators."""
-    from utfall.care import CareError
     from utfall.care.corrections import void_assessment
 
-    csrf_checked(request, principal)
-    data = _parse(VoidIn, body)
-    if isinstance(data, JSONResponse):
-        return data
-    assert isinstance(data, VoidIn)
-    try:
-        with request.app.state.engine.begin() as conn:
-            _assessment_person(request, conn, assessment_id)
-            return void_assessment(conn, principal.actor, assessment_id, data.reason)
-    except CareError as exc:
-        return _refusal(exc)
+    return _change(request, principal, assessment_id, VoidIn, body,
+                   lambda conn, data: void_assessment(conn, principal.actor, assessment_id,
+                                                      data.reason))
